@@ -1,0 +1,21 @@
+"""A workbench for step-wise and latent losses on small Vision Transformers.
+
+    import workbench as wb
+    run = wb.fit(preset="supervised", overrides=["trainer.max_epochs=2"])
+    run.metrics            # a DataFrame of everything logged
+"""
+
+from .config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainerConfig
+from .errors import ConfigError, DataError, NonFiniteLossError, WorkbenchError
+from .presets import PRESETS, make_config
+from .runs import Run, list_runs, load_run
+from .train import fit
+from .vit import VisionTransformer, ViTOutput
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "DataConfig", "DataError", "ModelConfig", "NonFiniteLossError", "ObjectiveConfig",
+    "OptimConfig", "PRESETS", "Run", "RunConfig", "TrainerConfig", "ViTOutput", "VisionTransformer",
+    "WorkbenchError", "fit", "list_runs", "load_run", "make_config",
+]

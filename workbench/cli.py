@@ -1,0 +1,75 @@
+"""``python -m workbench fit | runs | presets``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import WorkbenchError
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .config import RunConfig
+    from .presets import make_config
+    from .train import fit
+
+    overrides = list(args.set or [])
+    if args.runs_dir:
+        overrides.append(f"runs_dir={args.runs_dir}")
+    if args.config:
+        base = RunConfig.from_yaml(args.config)
+        config = make_config(args.preset, overrides, base=base)
+    else:
+        config = make_config(args.preset or "supervised", overrides)
+    run = fit(config)
+    print(run.path)
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from .runs import list_runs
+
+    table = list_runs(args.runs_dir)
+    if table.empty:
+        print(f"no runs under {args.runs_dir}")
+    else:
+        print(table.to_string(index=False))
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from .presets import PRESETS
+
+    width = max(len(n) for n in PRESETS)
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  {preset.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workbench", description="Train and inspect small ViTs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="train one run and print its directory")
+    p.add_argument("--preset", help="named recipe (see `presets`); default: supervised")
+    p.add_argument("--config", help="a config.yaml to start from (e.g. a previous run's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. model.depth=8 (repeatable)")
+    p.add_argument("--runs-dir", help="where run directories go (default: runs)")
+    p.set_defaults(func=_fit)
+
+    p = sub.add_parser("runs", help="list run directories")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=_runs)
+
+    p = sub.add_parser("presets", help="list the named recipes")
+    p.set_defaults(func=_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,346 @@
+"""The run configuration: one dataclass tree, validated before anything runs.
+
+A run is fully described by a :class:`RunConfig`. It round-trips through YAML (``config.yaml`` in
+every run directory re-creates the run) and takes dotted overrides such as ``model.depth=8`` from
+the command line or a notebook. Every invalid value raises :class:`~workbench.errors.ConfigError`
+naming the dotted field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .errors import ConfigError
+
+# --------------------------------------------------------------------------------------------
+# The tree
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ShapesConfig:
+    """Parameters of the procedural ``shapes`` dataset (see :mod:`workbench.data.shapes`)."""
+
+    num_images: int = 12000
+    image_size: int = 32
+    max_objects: int = 3
+    noise_max: float = 0.12
+
+
+@dataclass
+class DataConfig:
+    """Which images, how they are split, and how they are batched.
+
+    ``seed`` fixes the generated data and the train / val / test / probe split; it is separate from
+    the run's seed so that a seed sweep trains on the same split.
+    """
+
+    name: str = "shapes"
+    root: Union[str, None] = None  # where real datasets live; None searches the usual places
+    download: bool = False  # let torchvision download when online
+    image_size: Union[int, None] = None  # resize to this side; None keeps the native size
+    label: str = "shape"  # shapes only: which categorical factor is the class label
+    batch_size: int = 256
+    val_fraction: float = 0.1  # of the training split, held out for validation and probes
+    test_fraction: float = 0.1  # only for datasets without an official test split
+    probe_size: int = 2000  # fixed held-out images for diagnostics (taken from validation)
+    seed: int = 0
+    shapes: ShapesConfig = field(default_factory=ShapesConfig)
+
+
+@dataclass
+class ModelConfig:
+    """The Vision Transformer. Image size and channels come from the data."""
+
+    patch_size: int = 4
+    width: int = 96
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    pool: str = "cls"  # cls | mean
+    registers: int = 0
+    drop_path: float = 0.0
+    qkv_bias: bool = True
+    # False: end-to-end. True: detach the residual stream after every layer 1..depth-1 (greedy local
+    # learning). A list: detach after exactly those layers.
+    gradient_isolation: Union[bool, list[int]] = False
+
+
+@dataclass
+class ObjectiveConfig:
+    """One loss in the weighted sum. Its key in ``RunConfig.objectives`` names it in the logs."""
+
+    kind: Union[str, None] = None  # registry name; None means "same as the key"
+    weight: float = 1.0
+    layers: Union[str, list[int]] = "last"  # "last", "all" (1..depth) or a list of layer indices
+    enabled: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay, stepped every optimisation step."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_fraction: float = 0.05  # of all optimisation steps
+    min_lr_ratio: float = 0.01  # final lr = lr * min_lr_ratio
+    grad_clip: Union[float, None] = 1.0
+
+
+@dataclass
+class TrainerConfig:
+    """What Lightning's ``Trainer`` gets. ``auto`` picks the device and bf16-mixed on CUDA."""
+
+    max_epochs: int = 10
+    max_steps: int = -1
+    limit_train_batches: Union[int, float] = 1.0
+    accelerator: str = "auto"
+    devices: Union[int, str] = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"  # auto: bf16-mixed on CUDA, 32-true elsewhere
+    log_every_n_steps: int = 10
+    check_val_every_n_epoch: int = 1
+    enable_progress_bar: bool = False
+    compile: bool = False  # torch.compile the backbone
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run."""
+
+    name: str = ""  # run directory name; empty: <preset>-<dataset>-<timestamp>
+    preset: str = ""  # the preset this config started from (informational)
+    seed: int = 0
+    runs_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objectives: dict[str, ObjectiveConfig] = field(
+        default_factory=lambda: {"supervised": ObjectiveConfig()}
+    )
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    # ---- conversions ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        return _build(cls, data, "")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text_or_path: str | Path) -> "RunConfig":
+        text = text_or_path
+        if isinstance(text_or_path, Path) or (
+            isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith((".yaml", ".yml"))
+        ):
+            path = Path(text_or_path)
+            if not path.is_file():
+                raise ConfigError("config", str(path), "a path to an existing YAML file")
+            text = path.read_text()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError("config", str(text_or_path)[:80], f"valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("config", data, "a YAML mapping of sections (data, model, ...)")
+        return cls.from_dict(data)
+
+    def copy(self) -> "RunConfig":
+        return copy.deepcopy(self)
+
+    def with_overrides(self, overrides: "list[str] | dict[str, Any] | None") -> "RunConfig":
+        """A copy with dotted overrides applied: ``["model.depth=8"]`` or ``{"model.depth": 8}``."""
+        return apply_overrides(self, overrides)
+
+    # ---- derived -----------------------------------------------------------------------------
+
+    def active_objectives(self) -> dict[str, ObjectiveConfig]:
+        return {k: v for k, v in self.objectives.items() if v.enabled}
+
+    def validate(self) -> "RunConfig":
+        """Raise :class:`ConfigError` for the first invalid field; return self when all is well."""
+        from .validation import validate_config
+
+        validate_config(self)
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Typed construction from plain data (YAML, dicts, overrides)
+# --------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
+        return f"{origin.__name__}[{args}]"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the type hint ``tp`` and build nested dataclasses."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return copy.deepcopy(value)
+    if origin in (Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(path, value, f"expected {_type_name(tp)}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(path, value, "expected null")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return copy.deepcopy(value)
+        if not isinstance(value, dict):
+            raise ConfigError(path, value, f"expected a mapping of {tp.__name__} fields")
+        return _build(tp, value, path)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, value, f"expected {_type_name(tp)}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, value, f"expected a mapping ({_type_name(tp)})")
+        key_tp, val_tp = typing.get_args(tp)
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{path}.{k}", k, "keys must be strings")
+            out[k] = _coerce(v, val_tp, f"{path}.{k}")
+        return out
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(path, value, "expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(path, value, "expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(path, value, "expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(path, value, "expected a string")
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in this file, not user input
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: dict[str, Any], path: str) -> Any:
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise ConfigError(where, data[unknown[0]], f"unknown key; {path or 'the config'} has {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Dotted overrides
+# --------------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"model.depth=8"`` -> ``("model.depth", 8)``; the value is read as YAML (``[1, 2]``, ``null``)."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ConfigError("override", text, "the form key.path=value, e.g. model.depth=8")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError("override", text, "the form key.path=value, e.g. model.depth=8")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(config: RunConfig, overrides: "list[str] | dict[str, Any] | None") -> RunConfig:
+    """Return a copy of ``config`` with dotted overrides applied and type-checked.
+
+    ``objectives.<name>.<field>`` creates objective ``<name>`` when it does not exist yet, so
+    ``objectives.mae.weight=0.5`` adds MAE to a run; ``objectives.<name>=null`` removes it.
+    """
+    if not overrides:
+        return config.copy()
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+    data = config.to_dict()
+    for key, value in items:
+        parts = key.split(".")
+        node: Any = data
+        cls: Any = RunConfig
+        for i, part in enumerate(parts[:-1]):
+            here = ".".join(parts[: i + 1])
+            if isinstance(node, dict) and cls is dict and part not in node:
+                node[part] = {}  # params dicts accept new keys
+            elif isinstance(node, dict) and part not in node:
+                if cls == "objectives":
+                    node[part] = dataclasses.asdict(ObjectiveConfig())
+                else:
+                    raise ConfigError(here, value, f"unknown key; allowed: {', '.join(node)}")
+            if not isinstance(node[part], dict):
+                raise ConfigError(here, node[part], "is a value, not a section; cannot set a sub-key")
+            cls = _child_type(cls, part)
+            node = node[part]
+        last = parts[-1]
+        if isinstance(node, dict) and last not in node and cls not in (dict, "objectives"):
+            raise ConfigError(key, value, f"unknown key; allowed: {', '.join(node)}")
+        if value is None and cls == "objectives":
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return RunConfig.from_dict(data)
+
+
+def _child_type(cls: Any, part: str) -> Any:
+    """The kind of node under ``part``: a dataclass, ``"objectives"`` (name -> objective) or dict."""
+    if cls == "objectives":
+        return ObjectiveConfig
+    if cls is dict:
+        return dict
+    tp = _hints(cls).get(part)
+    if part == "objectives" and cls is RunConfig:
+        return "objectives"
+    if dataclasses.is_dataclass(tp):
+        return tp
+    return dict

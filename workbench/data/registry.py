@@ -1,0 +1,76 @@
+"""Name -> dataset, and the native image shape of each (so a config is checked without loading)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..config import DataConfig
+from ..errors import ConfigError
+from .base import ImageData, ImageSet
+
+# (channels, side) before any resize; None: known only after reading (image_folder needs image_size).
+NATIVE_SHAPES: dict[str, tuple[int, int] | None] = {
+    "shapes": None,  # from data.shapes.image_size
+    "digits": (1, 8),
+    "mnist": (1, 28),
+    "fashion_mnist": (1, 28),
+    "cifar10": (3, 32),
+    "cifar100": (3, 32),
+    "stl10": (3, 96),
+    "svhn": (3, 32),
+    "image_folder": None,  # from data.image_size
+}
+DATASETS = tuple(NATIVE_SHAPES)
+
+
+def image_shape(config: DataConfig) -> tuple[int, int]:
+    """(channels, side) of the images the model will see, from the config alone."""
+    if config.name not in NATIVE_SHAPES:
+        raise ConfigError("data.name", config.name, f"one of {', '.join(DATASETS)}")
+    if config.name == "shapes":
+        native = (3, config.shapes.image_size)
+    elif config.name == "image_folder":
+        if config.image_size is None:
+            raise ConfigError("data.image_size", None, "an integer side for image_folder data (images are resized to it)")
+        native = (3, config.image_size)
+    else:
+        native = NATIVE_SHAPES[config.name]
+    return native[0], config.image_size or native[1]
+
+
+def load_dataset(config: DataConfig, cache_dir: str | Path | None = "data") -> ImageData:
+    """Load (or generate) the dataset a config names, resized to ``config.image_size`` if set."""
+    if config.name == "shapes":
+        from .shapes import ShapesParams, load_shapes
+
+        s = config.shapes
+        params = ShapesParams(
+            num_images=s.num_images, image_size=s.image_size, max_objects=s.max_objects,
+            noise_max=s.noise_max, seed=config.seed,
+        )
+        data = load_shapes(params, cache_dir=cache_dir, label=config.label)
+    else:
+        from .real import REAL_DATASETS
+
+        if config.name not in REAL_DATASETS:
+            raise ConfigError("data.name", config.name, f"one of {', '.join(DATASETS)}")
+        data = REAL_DATASETS[config.name](root=config.root, download=config.download, image_size=config.image_size)
+    if config.image_size is not None:
+        data.train = resize(data.train, config.image_size)
+        data.test = None if data.test is None else resize(data.test, config.image_size)
+    return data
+
+
+def resize(images: ImageSet, side: int, chunk: int = 4096) -> ImageSet:
+    """Bilinear, antialiased resize of a uint8 set, in chunks to bound memory."""
+    if images.images.shape[-1] == side and images.images.shape[-2] == side:
+        return images
+    out = torch.empty((len(images), images.images.shape[1], side, side), dtype=torch.uint8)
+    for start in range(0, len(images), chunk):
+        x = images.images[start : start + chunk].float()
+        y = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+        out[start : start + chunk] = y.round().clamp(0, 255).to(torch.uint8)
+    return ImageSet(out, images.labels, images.factors)

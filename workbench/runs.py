@@ -1,0 +1,131 @@
+"""The run directory: a public contract read by notebooks, widgets, the CLI and tests.
+
+    runs/<run-name>/
+      config.yaml            full resolved config (re-running it reproduces the run)
+      metrics.csv            Lightning's CSVLogger: per-step / per-epoch losses and metrics
+      summary.json           status, wall time and headline numbers (final val / test metrics)
+      checkpoints/last.ckpt  the latest checkpoint
+
+Files the workbench writes itself are written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .atomic import atomic_write_text
+from .config import RunConfig
+
+
+@dataclass
+class Run:
+    """A handle on a run directory; every property reads the files, so it is always current."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.from_yaml(self.path / "config.yaml")
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Lightning's metrics.csv: one row per logging event, a column per metric (NaN elsewhere)."""
+        path = self.path / "metrics.csv"
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        path = self.path / "summary.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.ckpt"
+
+    def curve(self, metric: str) -> pd.DataFrame:
+        """Rows of ``metrics`` where ``metric`` was logged: columns step, epoch, value."""
+        m = self.metrics
+        if metric not in m:
+            return pd.DataFrame(columns=["step", "epoch", "value"])
+        rows = m[m[metric].notna()]
+        return pd.DataFrame({"step": rows["step"], "epoch": rows["epoch"], "value": rows[metric]}).reset_index(drop=True)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not (path / "config.yaml").is_file():
+        raise FileNotFoundError(f"{path} is not a run directory (no config.yaml)")
+    return Run(path)
+
+
+def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
+    """One row per run directory under ``runs_dir``: name, preset, dataset, status and headline numbers."""
+    rows = []
+    root = Path(runs_dir)
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (path / "config.yaml").is_file():
+            continue
+        run = Run(path)
+        try:
+            cfg = run.config
+            preset, dataset = cfg.preset, cfg.data.name
+        except Exception:  # an unreadable config still gets listed
+            preset, dataset = "?", "?"
+        s = run.summary
+        rows.append({
+            "name": path.name, "preset": preset, "dataset": dataset, "status": s.get("status", "incomplete"),
+            "epochs": s.get("epochs"), "wall_s": s.get("wall_s"), **{k: v for k, v in s.get("headline", {}).items()},
+        })
+    return pd.DataFrame(rows)
+
+
+def create_run_dir(config: RunConfig) -> Path:
+    """Reserve ``runs_dir/<name>`` (a generated, unused name when ``config.name`` is empty)."""
+    root = Path(config.runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    if config.name:
+        path = root / config.name
+        path.mkdir()  # fails if it exists: never write into another run
+        return path
+    base = f"{config.preset or 'run'}-{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for i in range(1000):
+        path = root / (base if i == 0 else f"{base}-{i + 1}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not find a free run name under {root} starting with {base}")
+
+
+def write_config(path: Path, config: RunConfig) -> None:
+    atomic_write_text(path / "config.yaml", config.to_yaml())
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+
+    atomic_write_text(path / "summary.json", json.dumps(clean(summary), indent=2) + os.linesep)

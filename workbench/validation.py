@@ -1,0 +1,117 @@
+"""Checks of a :class:`RunConfig` that need more than types: ranges, choices, and combinations.
+
+Every check raises :class:`ConfigError` naming the dotted field, the value and what is allowed,
+before anything is loaded or written.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from .config import RunConfig
+from .errors import ConfigError
+
+PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
+
+
+def _check(ok: bool, field: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(field, value, allowed)
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def validate_config(config: RunConfig) -> None:
+    from .data.registry import image_shape
+
+    _check(config.name == "" or bool(RUN_NAME.match(config.name)), "name", config.name,
+           "letters, digits and _ . = + - (no slashes or spaces), or empty for a generated name")
+    if config.name:
+        path = Path(config.runs_dir) / config.name
+        _check(not path.exists(), "name", config.name,
+               f"a run name not used yet ({path} exists); pick another name or leave it empty")
+    _check(config.seed >= 0, "seed", config.seed, "an integer >= 0")
+
+    d = config.data
+    channels, side = image_shape(d)  # checks data.name and image_folder's image_size
+    _check(d.image_size is None or d.image_size >= 4, "data.image_size", d.image_size, "null or an integer >= 4")
+    _check(d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer >= 1")
+    _check(0.0 < d.val_fraction < 1.0, "data.val_fraction", d.val_fraction, "a fraction in (0, 1)")
+    _check(0.0 < d.test_fraction < 1.0, "data.test_fraction", d.test_fraction, "a fraction in (0, 1)")
+    _check(d.probe_size >= 1, "data.probe_size", d.probe_size, "an integer >= 1")
+    _check(d.seed >= 0, "data.seed", d.seed, "an integer >= 0")
+    if d.name == "shapes":
+        from .data.shapes import SHAPES_FACTORS
+
+        labels = [f.name for f in SHAPES_FACTORS if f.kind == "categorical"]
+        _check(d.label in labels, "data.label", d.label, f"a categorical shapes factor: {', '.join(labels)}")
+        s = d.shapes
+        _check(s.num_images >= 10, "data.shapes.num_images", s.num_images, "an integer >= 10")
+        _check(s.image_size >= 16, "data.shapes.image_size", s.image_size, "an integer >= 16")
+        _check(1 <= s.max_objects <= 4, "data.shapes.max_objects", s.max_objects, "an integer in 1..4 (one object per quadrant)")
+        _check(0.0 <= s.noise_max < 0.5, "data.shapes.noise_max", s.noise_max, "a number in [0, 0.5)")
+
+    m = config.model
+    _check(m.patch_size >= 1, "model.patch_size", m.patch_size, "an integer >= 1")
+    _check(side % m.patch_size == 0, "model.patch_size", m.patch_size,
+           f"a divisor of the image size {side} ({', '.join(str(p) for p in range(1, side + 1) if side % p == 0)})")
+    _check(m.heads >= 1, "model.heads", m.heads, "an integer >= 1")
+    _check(m.width >= 1 and m.width % m.heads == 0, "model.width", m.width,
+           f"a positive multiple of model.heads={m.heads}")
+    _check(m.depth >= 1, "model.depth", m.depth, "an integer >= 1")
+    _check(_number(m.mlp_ratio) and m.mlp_ratio > 0, "model.mlp_ratio", m.mlp_ratio, "a number > 0")
+    _check(m.pool in ("cls", "mean"), "model.pool", m.pool, "'cls' or 'mean'")
+    _check(m.registers >= 0, "model.registers", m.registers, "an integer >= 0")
+    _check(0.0 <= m.drop_path < 1.0, "model.drop_path", m.drop_path, "a number in [0, 1)")
+    if isinstance(m.gradient_isolation, list):
+        bad = [i for i in m.gradient_isolation if not 0 <= i < m.depth]
+        _check(not bad, "model.gradient_isolation", m.gradient_isolation,
+               f"true, false, or layer indices in 0..{m.depth - 1} (detach after that layer)")
+
+    _validate_objectives(config)
+
+    o = config.optim
+    _check(_number(o.lr) and o.lr > 0, "optim.lr", o.lr, "a number > 0")
+    _check(_number(o.weight_decay) and o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "a number >= 0")
+    _check(len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optim.betas", o.betas,
+           "two numbers in [0, 1), e.g. [0.9, 0.999]")
+    _check(0.0 <= o.warmup_fraction < 1.0, "optim.warmup_fraction", o.warmup_fraction, "a fraction in [0, 1)")
+    _check(0.0 <= o.min_lr_ratio <= 1.0, "optim.min_lr_ratio", o.min_lr_ratio, "a number in [0, 1]")
+    _check(o.grad_clip is None or (_number(o.grad_clip) and o.grad_clip > 0), "optim.grad_clip", o.grad_clip,
+           "null (no clipping) or a number > 0")
+
+    t = config.trainer
+    _check(t.max_epochs >= 1 or t.max_steps >= 1, "trainer.max_epochs", t.max_epochs,
+           "an integer >= 1 (or set trainer.max_steps >= 1)")
+    _check(t.max_steps == -1 or t.max_steps >= 1, "trainer.max_steps", t.max_steps, "-1 (no limit) or an integer >= 1")
+    _check(t.limit_train_batches > 0, "trainer.limit_train_batches", t.limit_train_batches,
+           "a fraction in (0, 1] or a number of batches >= 1")
+    _check(t.accelerator in ACCELERATORS, "trainer.accelerator", t.accelerator, f"one of {', '.join(ACCELERATORS)}")
+    _check(t.devices == "auto" or (isinstance(t.devices, int) and t.devices >= 1), "trainer.devices", t.devices,
+           "'auto' or an integer >= 1")
+    _check(t.num_nodes >= 1, "trainer.num_nodes", t.num_nodes, "an integer >= 1")
+    _check(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {', '.join(PRECISIONS)}")
+    _check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, "an integer >= 1")
+    _check(t.check_val_every_n_epoch >= 1, "trainer.check_val_every_n_epoch", t.check_val_every_n_epoch,
+           "an integer >= 1")
+
+
+def _validate_objectives(config: RunConfig) -> None:
+    from .objectives import objective_class, resolve_layers
+
+    active = config.active_objectives()
+    _check(bool(active), "objectives", list(config.objectives),
+           "at least one enabled objective, e.g. --set objectives.supervised.weight=1")
+    for name, obj in config.objectives.items():
+        prefix = f"objectives.{name}"
+        _check(bool(RUN_NAME.match(name)) and "/" not in name, prefix, name, "a name of letters, digits, _ . -")
+        cls = objective_class(name, obj)
+        _check(_number(obj.weight) and obj.weight >= 0, f"{prefix}.weight", obj.weight, "a finite number >= 0")
+        resolve_layers(obj.layers, config.model.depth, f"{prefix}.layers")
+        cls.check_params(name, obj.params)
