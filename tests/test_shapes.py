@@ -294,10 +294,16 @@ def test_bad_label_raises_config_error(label, tmp_path):
 
 
 def test_throughput_floor():
+    """Generation must stay cheap enough to be the default data (target: >= 10k images/s on two
+    cores). The floor is conservative and the best of two runs counts, so a slow or busy CI
+    machine does not flake."""
     generate_shapes(ShapesParams(num_images=2048, seed=1))  # warm-up
     n = 20000
-    t0 = time.perf_counter()
-    generate_shapes(ShapesParams(num_images=n, seed=2))
-    rate = n / (time.perf_counter() - t0)
+    rates = []
+    for seed in (2, 3):
+        t0 = time.perf_counter()
+        generate_shapes(ShapesParams(num_images=n, seed=seed))
+        rates.append(n / (time.perf_counter() - t0))
+    rate = max(rates)
     print(f"shapes generation: {rate:.0f} images/s (32x32, {torch.get_num_threads()} threads)")
-    assert rate >= 3000, rate
+    assert rate >= 3000, rates

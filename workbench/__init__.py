@@ -11,6 +11,7 @@ from .presets import PRESETS, make_config
 from .runs import Run, list_runs, load_run
 from .train import fit
 from .vit import VisionTransformer, ViTOutput
+from . import data, plots
 
 __version__ = "0.1.0"
 

@@ -30,6 +30,12 @@ class Factor:
     def num_classes(self) -> int:
         return len(self.values)
 
+    def format(self, value: float) -> str:
+        """A stored value as a person reads it: the category name, or the number to 2 decimals."""
+        if self.kind == "categorical":
+            return self.values[int(round(float(value)))]
+        return f"{float(value):.2f}"
+
 
 @dataclass
 class ImageSet:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 from ..config import DataConfig
 from ..errors import ConfigError
 from .base import ImageData, ImageSet
@@ -52,25 +49,15 @@ def load_dataset(config: DataConfig, cache_dir: str | Path | None = "data") -> I
             noise_max=s.noise_max, seed=config.seed,
         )
         data = load_shapes(params, cache_dir=cache_dir, label=config.label)
+        if config.image_size is not None:  # real loaders resize while reading; shapes here
+            from .real import resize_images
+
+            data.train = ImageSet(resize_images(data.train.images, config.image_size), data.train.labels,
+                                  data.train.factors)
     else:
         from .real import REAL_DATASETS
 
         if config.name not in REAL_DATASETS:
             raise ConfigError("data.name", config.name, f"one of {', '.join(DATASETS)}")
         data = REAL_DATASETS[config.name](root=config.root, download=config.download, image_size=config.image_size)
-    if config.image_size is not None:
-        data.train = resize(data.train, config.image_size)
-        data.test = None if data.test is None else resize(data.test, config.image_size)
     return data
-
-
-def resize(images: ImageSet, side: int, chunk: int = 4096) -> ImageSet:
-    """Bilinear, antialiased resize of a uint8 set, in chunks to bound memory."""
-    if images.images.shape[-1] == side and images.images.shape[-2] == side:
-        return images
-    out = torch.empty((len(images), images.images.shape[1], side, side), dtype=torch.uint8)
-    for start in range(0, len(images), chunk):
-        x = images.images[start : start + chunk].float()
-        y = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-        out[start : start + chunk] = y.round().clamp(0, 255).to(torch.uint8)
-    return ImageSet(out, images.labels, images.factors)
