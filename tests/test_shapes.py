@@ -76,8 +76,9 @@ def test_same_seed_same_bytes_different_seed_different():
 def test_independent_of_chunking_and_threads():
     p = ShapesParams(num_images=1300, seed=2)
     ref_img, ref_fac = generate_shapes(p)
-    small_img, small_fac = generate_shapes(p, chunk_size=256)
     threads = torch.get_num_threads()
+    small_img, small_fac = generate_shapes(p, chunk_size=256)  # chunks run in parallel
+    assert torch.get_num_threads() == threads  # restored
     try:
         torch.set_num_threads(1)
         one_img, one_fac = generate_shapes(p, chunk_size=512)

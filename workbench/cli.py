@@ -1,4 +1,4 @@
-"""``python -m workbench fit | runs | presets``."""
+"""``python -m workbench fit | runs | presets | bench``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,12 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main
+
+    return main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workbench", description="Train and inspect small ViTs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the named recipes")
     p.set_defaults(func=_presets)
+
+    p = sub.add_parser("bench", help="measure this machine: data generation, ... (a markdown table)")
+    p.set_defaults(func=_bench)
     return parser
 
 
