@@ -72,6 +72,10 @@ def test_ranks_split_one_global_order_without_overlap():
     assert sorted(seen.tolist()) == list(range(20))
     assert torch.equal(torch.cat([b["labels"] for b in ranks[0]]),
                        torch.cat([b["labels"] for i, b in enumerate(full) if i % 2 == 0]))
+    # training drops the remainder so that every rank takes the same number of steps
+    train = [TensorBatches(make_set(20), batch_size=4, shuffle=True, seed=1, drop_last=True, rank=r, world_size=2)
+             for r in (0, 1)]
+    assert [len(r) for r in train] == [2, 2] and [len(list(r)) for r in train] == [2, 2]
 
 
 def test_data_moves_to_the_requested_device(tmp_path):

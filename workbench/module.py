@@ -62,7 +62,7 @@ class WorkbenchModule(L.LightningModule):
         self.objectives = nn.ModuleDict(
             {name: build_objective(name, cfg, context) for name, cfg in self.config.active_objectives().items()}
         )
-        self.weights = {name: cfg.weight for name, cfg in self.config.active_objectives().items()}
+        self.objective_weights = {name: cfg.weight for name, cfg in self.config.active_objectives().items()}
         needs = [o.needs for o in self.objectives.values()]
         self.needs = Needs(
             views=tuple(sorted({v for n in needs for v in n.views})),
@@ -103,7 +103,7 @@ class WorkbenchModule(L.LightningModule):
         for name, objective in self.objectives.items():
             out = objective(inputs)
             for term, value in out.terms.items():
-                total = total + self.weights[name] * value.float()
+                total = total + self.objective_weights[name] * value.float()
                 terms[f"{name}/{term}"] = value
             for metric, value in out.metrics.items():
                 metrics[f"{name}/{metric}"] = value

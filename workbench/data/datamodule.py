@@ -8,6 +8,7 @@ permutation seeded by ``(seed, e)``, so a resumed run sees exactly the batches i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -79,7 +80,10 @@ class TensorBatches:
     def _num_global_batches(self) -> int:
         n = len(self.data)
         full, rest = divmod(n, self.batch_size)
-        return full if (self.drop_last and full > 0) else full + (rest > 0)
+        if self.drop_last and full >= self.world_size:
+            # Every rank must take the same number of optimisation steps, or DDP waits forever.
+            return full - full % self.world_size
+        return full + (rest > 0)
 
     def __len__(self) -> int:
         return len(range(self.rank, self._num_global_batches(), self.world_size))
@@ -154,7 +158,7 @@ class TensorDataModule(L.LightningDataModule):
         self.data = data
         return self
 
-    @property
+    @functools.cached_property
     def info(self) -> DataInfo:
         self.prepare()
         assert self.data is not None
