@@ -52,8 +52,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +59,7 @@ from pathlib import Path
 
 import torch
 
+from workbench.atomic import atomic_open
 from workbench.data.base import Factor, ImageData, ImageSet
 from workbench.errors import ConfigError
 
@@ -540,21 +539,13 @@ def _write_cache(
     path: Path, p: ShapesParams, images: torch.Tensor, factors: torch.Tensor
 ) -> None:
     """Write atomically (temp file in the same directory, then rename): no half-written file."""
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_open(path, "wb") as fh:
             torch.save({"images": images, "factors": factors, "key": p.key()}, fh)
-        os.replace(tmp_name, path)
-        tmp_name = None
     except OSError as exc:  # caching is an optimisation: the generated data is still valid
         warnings.warn(
             f"could not write the shapes cache {path} ({exc}); continuing without it", stacklevel=3
         )
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def load_shapes(
