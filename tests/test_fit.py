@@ -122,3 +122,17 @@ def test_cli_presets_lists_every_preset(tmp_path):
     assert result.returncode == 0
     for name in wb.PRESETS:
         assert name in result.stdout
+
+
+def test_max_steps_mid_epoch_still_leaves_the_last_checkpoint(tmp_path):
+    run = wb.fit(preset="supervised", overrides=TINY + ["trainer.max_steps=3", f"runs_dir={tmp_path}"],
+                 cache_dir=tmp_path / "data")
+    checkpoint = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 3 and run.summary["steps"] == 3
+
+
+def test_training_curves_put_losses_left_and_accuracies_right(run):
+    fig = wb.plots.training_curves(run)
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["train/loss"].xaxis == "x" and by_name["val/supervised/acc"].xaxis == "x2"
+    assert list(by_name["val/supervised/acc"].y) == run.curve("val/supervised/acc")["value"].tolist()

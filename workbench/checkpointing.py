@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 class LastCheckpoint(Callback):
     def __init__(self, dirpath: str | Path, filename: str = "last.ckpt"):
         self.path = Path(dirpath) / filename
+        self.saved_step = -1
 
     def save(self, trainer: L.Trainer) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
@@ -25,7 +26,13 @@ class LastCheckpoint(Callback):
         trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; only rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
+        self.saved_step = trainer.global_step
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A run stopped by trainer.max_steps in the middle of an epoch still leaves its last state.
+        if self.saved_step != trainer.global_step:
             self.save(trainer)

@@ -40,15 +40,15 @@ def sample_grid(
 ) -> go.Figure:
     """A grid of images titled with their factors (or labels); hovering shows every factor.
 
-    show: which factors to put in the titles (default: up to three categorical ones); hover text
-    always lists them all.
+    show: which factors to put in the titles, two per line (default: up to four categorical ones);
+    hover text always lists them all.
     """
     images = np.asarray(images)
     n = images.shape[0]
     rows = math.ceil(n / cols)
     specs = list(factor_specs)
     if show is None:
-        show = [f.name for f in specs if f.kind == "categorical"][:3]
+        show = [f.name for f in specs if f.kind == "categorical"][:4]
     by_name = {f.name: i for i, f in enumerate(specs)}
     factors = None if factors is None else np.asarray(factors)
 
@@ -56,14 +56,18 @@ def sample_grid(
     for i in range(n):
         if factors is not None and specs:
             values = {f.name: f.format(factors[i, j]) for j, f in enumerate(specs)}
-            titles.append("<br>".join(f"{values[name]}" for name in show if name in by_name))
+            shown = [values[name] for name in show if name in by_name]
+            titles.append("<br>".join(" ".join(shown[i : i + 2]) for i in range(0, len(shown), 2)))
             hovers.append("<br>".join(f"{k}: {v}" for k, v in values.items()))
         else:
             titles.append("" if labels is None else str(labels[i]))
             hovers.append(titles[-1])
 
+    lines = max((t.count("<br>") + 1 for t in titles), default=1)
+    row_height = 120 + 14 * lines  # image plus its title lines, in pixels
+    height = rows * row_height + 60
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.12 / max(rows, 1) + 0.02)
+                        vertical_spacing=min(0.3, (14 * lines + 6) / height) if rows > 1 else 0.0)
     for i in range(n):
         rgb = _to_rgb(images[i])
         fig.add_trace(
@@ -73,7 +77,7 @@ def sample_grid(
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=9)
-    fig.update_layout(title=title, height=max(1, rows) * 140 + 60, margin=dict(l=10, r=10, t=70, b=10))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60 + 14 * lines, b=10))
     return fig
 
 
