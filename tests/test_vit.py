@@ -114,3 +114,17 @@ def test_invalid_shapes_raise_clear_errors(kw, words):
 def test_wrong_input_shape_is_reported():
     with pytest.raises(ValueError, match="expected images of shape"):
         small()(torch.randn(2, 1, 16, 16))
+    with pytest.raises(ValueError, match="multiples of the patch size 4"):
+        small()(torch.randn(2, 3, 10, 10))
+
+
+def test_smaller_images_use_interpolated_positions():
+    model = small()
+    out = model(torch.randn(2, 3, 8, 8))  # a local crop: 2 x 2 patches instead of 4 x 4
+    assert out.layers[0].shape == (2, 1 + 4, 32)
+    # interpolating the grid to its own size is the identity
+    torch.testing.assert_close(model.positions(4, 4), model.pos_embed)
+    # a constant position grid stays constant after interpolation
+    with torch.no_grad():
+        model.pos_embed.fill_(0.5)
+    torch.testing.assert_close(model.positions(2, 2), torch.full((1, 4, 32), 0.5))

@@ -75,11 +75,49 @@ class ModelConfig:
 
 
 @dataclass
+class ViewsConfig:
+    """The augmented views shared by every objective that asks for them (made on the device).
+
+    ``global`` views are random resized crops at the image size, ``local`` views smaller crops
+    (DINO's multi-crop). Photometric augmentations apply to both; for ``shapes`` remember that
+    colour jitter and grayscale make the colour factor a nuisance the model learns to ignore.
+    """
+
+    global_crops: int = 2
+    global_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])
+    local_crops: int = 4
+    local_size: Union[int, None] = None  # None: half the image size, rounded to the patch size
+    local_scale: list[float] = field(default_factory=lambda: [0.1, 0.4])
+    flip: float = 0.5
+    jitter: float = 0.8
+    grayscale: float = 0.2
+    blur: float = 0.2
+    solarize: float = 0.0
+
+
+@dataclass
+class TeacherConfig:
+    """The EMA teacher shared by every objective that needs one.
+
+    momentum: a number or a schedule spec (see :mod:`workbench.schedules`); DINO and I-JEPA ramp it
+    from 0.996 to 1 over training.
+    """
+
+    momentum: Union[float, dict[str, Any]] = field(
+        default_factory=lambda: {"schedule": "cosine", "start": 0.996, "end": 1.0}
+    )
+
+
+@dataclass
 class ObjectiveConfig:
-    """One loss in the weighted sum. Its key in ``RunConfig.objectives`` names it in the logs."""
+    """One loss in the weighted sum. Its key in ``RunConfig.objectives`` names it in the logs.
+
+    ``weight`` and any numeric entry of ``params`` may be a schedule spec instead of a number,
+    e.g. ``{schedule: linear, start: 0, end: 1}`` (see :mod:`workbench.schedules`).
+    """
 
     kind: Union[str, None] = None  # registry name; None means "same as the key"
-    weight: float = 1.0
+    weight: Union[float, dict[str, Any]] = 1.0
     layers: Union[str, list[int]] = "last"  # "last", "all" (1..depth) or a list of layer indices
     enabled: bool = True
     params: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +166,8 @@ class RunConfig:
     objectives: dict[str, ObjectiveConfig] = field(
         default_factory=lambda: {"supervised": ObjectiveConfig()}
     )
+    views: ViewsConfig = field(default_factory=ViewsConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 

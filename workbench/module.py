@@ -19,8 +19,10 @@ from torch import nn
 from .config import RunConfig
 from .data.datamodule import DataInfo
 from .errors import NonFiniteLossError
-from .objectives import BuildContext, Needs, StepInputs, build_objective
-from .schedules import warmup_cosine
+from .objectives import BuildContext, StepInputs, build_objective
+from .schedules import Adaptive, build_schedule, warmup_cosine
+from .teacher import EMATeacher
+from .views import AugmentSpec, multi_crop
 from .vit import ViTOutput, VisionTransformer
 
 
@@ -59,78 +61,155 @@ class WorkbenchModule(L.LightningModule):
             image_size=b.image_size, num_prefix=b.num_prefix, num_classes=self.data_info.num_classes,
             pool=b.pool,
         )
-        self.objectives = nn.ModuleDict(
-            {name: build_objective(name, cfg, context) for name, cfg in self.config.active_objectives().items()}
-        )
-        self.objective_weights = {name: cfg.weight for name, cfg in self.config.active_objectives().items()}
-        needs = [o.needs for o in self.objectives.values()]
-        self.needs = Needs(
-            views=tuple(sorted({v for n in needs for v in n.views})),
-            teacher=any(n.teacher for n in needs),
-            labels=any(n.labels for n in needs),
-        )
+        active = self.config.active_objectives()
+        self.objectives = nn.ModuleDict({name: build_objective(name, cfg, context) for name, cfg in active.items()})
+        self.weight_schedules = {name: build_schedule(cfg.weight, f"objectives.{name}.weight") for name, cfg in active.items()}
+        needs = {name: o.needs for name, o in self.objectives.items()}
+        self.student_views = sorted({v for n in needs.values() for v in n.views})
+        self.teacher_views = sorted({v for n in needs.values() for v in n.teacher_views})
+        self.masked = {name: n.masked for name, n in needs.items() if n.masked}
+        self.view_names = sorted(set(self.student_views) | set(self.teacher_views) | set(self.masked.values()))
+        # One EMA teacher for every objective that reads it; built before compilation.
+        self.teacher = EMATeacher(self.backbone) if self.teacher_views else None
+        self.momentum = build_schedule(self.config.teacher.momentum, "teacher.momentum")
+
         c = self.data_info.channels
         self.register_buffer("pixel_mean", torch.tensor(self.data_info.mean).view(1, c, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(self.data_info.std).view(1, c, 1, 1), persistent=False)
         if self.config.trainer.compile:
             self.backbone.compile()
+        self.total_steps = 1
         # First step at which each loss term became non-finite (-1: never); kept on the device so
         # the check costs no host synchronisation until the logging interval.
         self._term_names: list[str] = []
         self._first_bad: torch.Tensor | None = None
+        self._last_values: dict[str, torch.Tensor] = {}
 
     # ---- the data path --------------------------------------------------------------------------
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 B x C x H x W -> float, standardised with the training set's channel statistics."""
-        return (images.float() / 255.0 - self.pixel_mean) / self.pixel_std
+        """uint8 (or float in [0, 1]) images -> standardised with the training set's channel statistics."""
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        return (x - self.pixel_mean) / self.pixel_std
 
-    def make_views(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"clean": self.normalise(batch["images"])}
+    def generator(self, stage: str, index: int, rank: int = -1) -> torch.Generator:
+        """Randomness of one step from (seed, stage, step, rank): reproducible and exact after a
+        resume. ``rank=-1`` gives the stream shared by every rank (SIGReg's directions); a rank's
+        own stream draws its samples' crops and masks."""
+        offset = {"train": 0, "val": 1, "test": 2}.get(stage, 3)
+        seed = self.config.seed * 1_000_003 + offset * 100_003 + index + (rank + 1) * 7_919_993
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def make_views(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Every view some objective asked for, made once, on the batch's device."""
+        x = batch["images"].float() / 255.0
+        views: dict[str, torch.Tensor] = {}
+        if "clean" in self.view_names:
+            views["clean"] = self.normalise(x)
+        wants_local = "local" in self.view_names
+        if "global" in self.view_names or wants_local:
+            v = self.config.views
+            spec = AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
+            side = self.data_info.image_size
+            local_size = v.local_size or max(self.backbone.patch_size, (side // 2) // self.backbone.patch_size * self.backbone.patch_size)
+            global_views, local_views = multi_crop(
+                x, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),
+                local_crops=v.local_crops if wants_local else 0, local_size=local_size,
+                local_scale=tuple(v.local_scale), global_specs=[spec] * v.global_crops, local_spec=spec,
+            )
+            views["global"] = self.normalise(torch.cat(global_views))
+            if local_views:
+                views["local"] = self.normalise(torch.cat(local_views))
+        return views
 
     def forward(self, images: torch.Tensor) -> ViTOutput:
         """Backbone output for uint8 images (what diagnostics and notebooks call)."""
         return self.backbone(self.normalise(images))
 
-    def compute_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total weighted loss and every term / metric, keyed ``<objective>/<name>``."""
-        views = self.make_views(batch)
-        student = {name: self.backbone(view) for name, view in views.items()}
-        inputs = StepInputs(batch=batch, views=views, student=student, step=self.global_step, epoch=self.current_epoch)
+    def compute_losses(
+        self, batch: dict[str, torch.Tensor], stage: str = "train", index: int = 0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total weighted loss and every term / metric, keyed ``<objective>/<name>``.
+
+        One student forward per view (crops of one kind are concatenated into one batch), one
+        masked forward per objective that asks for one, one teacher forward per teacher view.
+        """
+        step = self.global_step if stage == "train" else index
+        sample_generator = self.generator(stage, step, rank=self.global_rank)
+        views = self.make_views(batch, sample_generator)
+        inputs = StepInputs(batch=batch, views=views, student={}, step=self.global_step,
+                            total_steps=self.total_steps, epoch=self.current_epoch,
+                            generator=self.generator(stage, step), sample_generator=sample_generator)
+        for view in self.student_views:
+            if view in views:
+                inputs.student[view] = self.backbone(views[view])
+        for name, source in self.masked.items():
+            mask = self.objectives[name].make_mask(batch["images"].shape[0], inputs)
+            inputs.masks[name] = mask
+            inputs.student[f"masked:{name}"] = self.backbone(views[source], keep=mask.keep)
+        if self.teacher is not None:
+            inputs.teacher = {view: self.teacher(views[view]) for view in self.teacher_views}
+
         total = torch.zeros((), device=batch["images"].device)
-        terms: dict[str, torch.Tensor] = {}
+        values: dict[str, torch.Tensor] = {}
         metrics: dict[str, torch.Tensor] = {}
         for name, objective in self.objectives.items():
             out = objective(inputs)
+            weight = self.weight_schedules[name].value(self.global_step, self.total_steps)
             for term, value in out.terms.items():
-                total = total + self.objective_weights[name] * value.float()
-                terms[f"{name}/{term}"] = value
+                total = total + weight * value.float()
+                values[f"{name}/{term}"] = value
             for metric, value in out.metrics.items():
                 metrics[f"{name}/{metric}"] = value
-        return total, {**terms, **metrics}
+        return total, {**values, **metrics}
 
     # ---- Lightning steps ------------------------------------------------------------------------
 
+    def on_fit_start(self) -> None:
+        self.total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        total, values = self.compute_losses(batch)
+        total, values = self.compute_losses(batch, "train")
         self._track_finite(total, values)
+        self._last_values = values
         logs = {f"train/{k}": v.detach() for k, v in values.items()}
         logs["train/loss"] = total.detach()
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch["images"].shape[0])
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, on_epoch=False)
+        self.log_dict(self.current_hyperparameters(), on_step=True, on_epoch=False)
         return total
 
-    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        total, values = self.compute_losses(batch)
+    def current_hyperparameters(self) -> dict[str, float]:
+        """Learning rate, EMA momentum and every scheduled weight / parameter at this step (floats
+        computed on the host: logging them costs no device synchronisation)."""
+        step, total = self.global_step, self.total_steps
+        hp = {"train/lr": self.lr_schedulers().get_last_lr()[0]}
+        if self.teacher is not None:
+            hp["train/teacher/momentum"] = self.momentum.value(step, total)
+        for name, objective in self.objectives.items():
+            if not isinstance(self.config.objectives[name].weight, (int, float)):
+                hp[f"train/{name}/weight"] = self.weight_schedules[name].value(step, total)
+            for param, schedule in objective.schedules.items():
+                hp[f"train/{name}/{param}"] = float(schedule.value(step, total))
+        return hp
+
+    def all_schedules(self) -> dict[str, object]:
+        out = {"teacher.momentum": self.momentum}
+        out.update({f"objectives.{n}.weight": s for n, s in self.weight_schedules.items()})
+        for name, objective in self.objectives.items():
+            out.update({f"objectives.{name}.params.{p}": s for p, s in objective.schedules.items()})
+        return out
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0) -> None:
+        total, values = self.compute_losses(batch, stage, batch_idx)
         logs = {f"{stage}/{k}": v for k, v in values.items()}
         logs[f"{stage}/loss"] = total
         self.log_dict(logs, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch["images"].shape[0])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+        self._eval_step(batch, "val", batch_idx)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+        self._eval_step(batch, "test", batch_idx)
 
     # ---- non-finite losses ----------------------------------------------------------------------
 
@@ -144,9 +223,33 @@ class WorkbenchModule(L.LightningModule):
         self._first_bad = torch.where(bad, torch.full_like(self._first_bad, self.global_step), self._first_bad)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        momentum = self.momentum.value(self.global_step, self.total_steps)
+        if self.teacher is not None:
+            self.teacher.update(self.backbone, momentum)
+        for objective in self.objectives.values():
+            objective.ema_update(momentum)
         last = batch_idx + 1 == self.trainer.num_training_batches
         if last or self.global_step % self.trainer.log_every_n_steps == 0:
             self.check_finite()
+            self._observe_adaptive()
+
+    def _observe_adaptive(self) -> None:
+        """Feed adaptive schedules the latest losses: one host transfer, at logging intervals only."""
+        schedules = [s for s in self.all_schedules().values() if isinstance(s, Adaptive)]
+        if schedules and self._last_values:
+            names = list(self._last_values)
+            floats = torch.stack([self._last_values[n].detach().float() for n in names]).tolist()
+            metrics = dict(zip(names, floats))
+            for schedule in schedules:
+                schedule.observe(self.global_step, metrics)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["schedules"] = {k: s.state_dict() for k, s in self.all_schedules().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for key, schedule in self.all_schedules().items():
+            if key in checkpoint.get("schedules", {}):
+                schedule.load_state_dict(checkpoint["schedules"][key])
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLossError` naming the objective, term and step of the first NaN/inf."""

@@ -20,14 +20,46 @@ class Preset:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+def _objectives(**objectives: dict[str, Any]) -> dict[str, Any]:
+    return {"objectives": objectives}
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
-        Preset(
-            "supervised",
-            "Cross-entropy on the last layer's pooled token: the supervised baseline.",
-            {"objectives": {"supervised": {"weight": 1.0, "layers": "last"}}},
-        ),
+        Preset("supervised", "Cross-entropy on the last layer's pooled token: the supervised baseline.",
+               _objectives(supervised={"layers": "last"})),
+        Preset("toy-collapse", "The essays' toy: two crops, one encoder, KL between their softmax outputs; it collapses.",
+               _objectives(toy={"kind": "toy_kl"})),
+        Preset("dino", "DINO: EMA teacher with centring and sharpening, multi-crop, teacher-temperature warm-up.",
+               _objectives(dino={})),
+        Preset("ijepa", "I-JEPA: predict the EMA teacher's target-block tokens from a context block.",
+               _objectives(ijepa={})),
+        Preset("lejepa", "LeJEPA: SIGReg towards an isotropic Gaussian plus view invariance; no teacher.",
+               _objectives(lejepa={})),
+        Preset("vicreg", "VICReg: invariance, variance and covariance terms on two views.",
+               _objectives(vicreg={})),
+        Preset("barlow", "Barlow Twins: cross-correlation of two views pushed to the identity.",
+               _objectives(barlow={})),
+        Preset("simclr", "SimCLR: NT-Xent contrast between two views of each image.",
+               _objectives(simclr={})),
+        Preset("mae", "MAE: encode 25% of the patches, reconstruct the hidden ones' normalised pixels.",
+               _objectives(mae={})),
+        Preset("stepwise-deepsup", "Deep supervision: a linear label head on every layer.",
+               _objectives(deepsup={"kind": "supervised", "layers": "all"})),
+        Preset("stepwise-pixel-ladder", "Pixel ladder: every layer reconstructs hidden patches, finer targets early.",
+               _objectives(ladder={"kind": "pixel_ladder", "layers": "all"})),
+        Preset("stepwise-latent-ladder", "Latent ladder: every layer predicts the EMA teacher's same layer at hidden patches.",
+               _objectives(ladder={"kind": "latent_ladder", "layers": "all"})),
+        Preset("local-greedy", "Greedy local learning: gradients stop between blocks; each layer has its own label head.",
+               {**_objectives(deepsup={"kind": "supervised", "layers": "all"}), "model.gradient_isolation": True}),
+        Preset("coherent", "The essays' proposal: coarse-to-fine pixel ladder + LeJEPA + full-image reconstruction.",
+               _objectives(
+                   ladder={"kind": "pixel_ladder", "layers": "all", "weight": 0.5,
+                           "params": {"direction": "coarse_to_fine"}},
+                   lejepa={"weight": 1.0},
+                   recon={"weight": 0.5},
+               )),
     ]
 }
 

@@ -39,6 +39,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*`isinstance.*treespec.*")
     # The run directory already holds config.yaml when the logger starts; nothing is deleted.
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    # The EMA teacher runs in eval mode on purpose.
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
 
 
 def fit(

@@ -103,7 +103,9 @@ def validate_config(config: RunConfig) -> None:
 
 
 def _validate_objectives(config: RunConfig) -> None:
-    from .objectives import objective_class, resolve_layers
+    from .data.registry import image_shape
+    from .objectives import BuildContext, objective_class, resolve_layers
+    from .schedules import build_schedule
 
     active = config.active_objectives()
     _check(bool(active), "objectives", list(config.objectives),
@@ -112,6 +114,28 @@ def _validate_objectives(config: RunConfig) -> None:
         prefix = f"objectives.{name}"
         _check(bool(RUN_NAME.match(name)) and "/" not in name, prefix, name, "a name of letters, digits, _ . -")
         cls = objective_class(name, obj)
-        _check(_number(obj.weight) and obj.weight >= 0, f"{prefix}.weight", obj.weight, "a finite number >= 0")
+        if isinstance(obj.weight, dict):
+            build_schedule(obj.weight, f"{prefix}.weight")
+        else:
+            _check(_number(obj.weight) and obj.weight >= 0, f"{prefix}.weight", obj.weight, "a finite number >= 0")
         resolve_layers(obj.layers, config.model.depth, f"{prefix}.layers")
         cls.check_params(name, obj.params)
+    build_schedule(config.teacher.momentum, "teacher.momentum")
+    v = config.views
+    _check(v.global_crops >= 2, "views.global_crops", v.global_crops, "an integer >= 2 (objectives compare two views)")
+    _check(v.local_crops >= 0, "views.local_crops", v.local_crops, "an integer >= 0")
+    for key in ("global_scale", "local_scale"):
+        lo_hi = getattr(v, key)
+        _check(len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1] <= 1, f"views.{key}", lo_hi, "[low, high] with 0 < low <= high <= 1")
+    for key in ("flip", "jitter", "grayscale", "blur", "solarize"):
+        _check(0.0 <= getattr(v, key) <= 1.0, f"views.{key}", getattr(v, key), "a probability in [0, 1]")
+    # Build every objective once on a stand-in context: what only construction can check (mask
+    # sizes against the patch grid, parameter choices, schedules) fails here, before any write.
+    channels, side = image_shape(config.data)
+    m = config.model
+    if side % m.patch_size == 0 and m.width % m.heads == 0:
+        context = BuildContext(width=m.width, depth=m.depth, patch_size=m.patch_size, grid=side // m.patch_size,
+                               channels=channels, image_size=side, num_prefix=1 + m.registers, num_classes=2,
+                               pool=m.pool)
+        for name, obj in config.active_objectives().items():
+            objective_class(name, obj)(name, obj, context)

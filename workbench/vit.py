@@ -216,6 +216,15 @@ class VisionTransformer(nn.Module):
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.patch_embed.proj.bias)
 
+    def positions(self, rows: int, cols: int) -> torch.Tensor:
+        """Position embeddings for a rows x cols patch grid: bicubic interpolation of the trained grid
+        when it differs, so smaller crops (DINO's local views) reuse the same positions."""
+        if rows == cols == self.grid:
+            return self.pos_embed
+        grid = self.pos_embed.reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(rows, cols), mode="bicubic", align_corners=False)
+        return grid.permute(0, 2, 3, 1).reshape(1, rows * cols, -1)
+
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed", "cls_token", "registers"}
 
@@ -225,12 +234,13 @@ class VisionTransformer(nn.Module):
         keep: optional B x K long tensor of patch indices (row-major in the patch grid) to keep;
             the others are dropped after positions are added (MAE's encoder, I-JEPA's context).
         """
-        if images.ndim != 4 or images.shape[1:] != (self.in_channels, self.image_size, self.image_size):
+        if (images.ndim != 4 or images.shape[1] != self.in_channels
+                or images.shape[2] % self.patch_size or images.shape[3] % self.patch_size):
             raise ValueError(
-                f"expected images of shape B x {self.in_channels} x {self.image_size} x {self.image_size}, "
-                f"got {tuple(images.shape)}"
+                f"expected images of shape B x {self.in_channels} x H x W with H and W multiples of the patch "
+                f"size {self.patch_size} (trained at {self.image_size} x {self.image_size}), got {tuple(images.shape)}"
             )
-        x = self.patch_embed(images) + self.pos_embed
+        x = self.patch_embed(images) + self.positions(images.shape[2] // self.patch_size, images.shape[3] // self.patch_size)
         if keep is not None:
             x = torch.gather(x, 1, keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         prefix = [self.cls_token.expand(x.shape[0], -1, -1)]

@@ -15,16 +15,44 @@ from torch import nn
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
+from ..schedules import schedule_fields
 from ..vit import ViTOutput
+
+
+VIEW_NAMES = ("clean", "global", "local")
 
 
 @dataclass(frozen=True)
 class Needs:
-    """What an objective asks the module to compute for it (each computed once per step)."""
+    """What an objective asks the module to compute for it (each computed once per step).
+
+    views:         student forwards over these views: ``clean`` (the un-augmented batch),
+                   ``global`` (``views.global_crops`` crops, concatenated along the batch) and
+                   ``local`` (``views.local_crops`` smaller crops, concatenated).
+    teacher_views: EMA-teacher forwards (no gradient) over these views.
+    masked:        a view name when the objective needs a student forward of that view with part of
+                   the patches removed; the mask comes from :meth:`Objective.make_mask`.
+    labels:        the objective reads ``batch["labels"]``.
+    """
 
     views: tuple[str, ...] = ("clean",)
-    teacher: bool = False
+    teacher_views: tuple[str, ...] = ()
+    masked: str | None = None
     labels: bool = False
+
+
+@dataclass
+class Mask:
+    """Which patches a masked forward keeps, and which it must predict.
+
+    keep:    B x K indices of the visible patches (what the student sees)
+    targets: B x Q (or B x T x Q for several target blocks) indices of the patches to predict
+    hidden:  B x N bool, True where a patch is hidden (None when the objective does not need it)
+    """
+
+    keep: torch.Tensor
+    targets: torch.Tensor
+    hidden: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -51,14 +79,23 @@ class StepInputs:
     student: backbone output per view name
     teacher: EMA-teacher output per view name (only when some objective needs it)
     step, epoch: the global optimisation step and the epoch
+    generator: randomness that must agree across ranks; sample_generator: randomness per sample
     """
 
     batch: dict[str, torch.Tensor]
     views: dict[str, torch.Tensor]
     student: dict[str, ViTOutput]
-    teacher: dict[str, ViTOutput] | None = None
+    teacher: dict[str, ViTOutput] = field(default_factory=dict)
+    masks: dict[str, Mask] = field(default_factory=dict)
     step: int = 0
+    total_steps: int = 1
     epoch: int = 0
+    generator: torch.Generator | None = None  # identical on every rank (e.g. SIGReg's directions)
+    sample_generator: torch.Generator | None = None  # this rank's per-sample randomness (crops, masks)
+
+    def chunks(self, view: str) -> int:
+        """How many copies of the batch a view holds (global / local crops are concatenated)."""
+        return self.views[view].shape[0] // self.batch["images"].shape[0]
 
 
 @dataclass
@@ -96,10 +133,12 @@ class Objective(nn.Module):
     """Base class. Subclasses set ``defaults`` (their parameters) and implement ``forward``.
 
     ``params`` from the config are merged over ``defaults``; an unknown parameter is a
-    configuration error, so a typo never silently does nothing.
+    configuration error, so a typo never silently does nothing. Any numeric parameter may be a
+    schedule spec: read it with :meth:`hp`, which returns its value at the current step.
     """
 
     defaults: ClassVar[dict[str, Any]] = {}
+    schedulable: ClassVar[frozenset[str]] = frozenset()  # params read at every step through hp()
     requires_labels: ClassVar[bool] = False
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
@@ -109,6 +148,25 @@ class Objective(nn.Module):
         self.context = context
         self.params = self.check_params(name, config.params)
         self.layers = resolve_layers(config.layers, context.depth, f"objectives.{name}.layers")
+        self.schedules = schedule_fields(self.params, f"objectives.{name}.params")
+        fixed = sorted(set(self.schedules) - self.schedulable)
+        if fixed:
+            allowed = ", ".join(sorted(self.schedulable)) or "none"
+            raise ConfigError(f"objectives.{name}.params.{fixed[0]}", self.params[fixed[0]],
+                              f"a number: this parameter is fixed at build time (schedulable: {allowed})")
+
+    def hp(self, name: str, inputs: "StepInputs") -> Any:
+        """The current value of parameter ``name`` (scheduled parameters follow their schedule)."""
+        if name in self.schedules:
+            return self.schedules[name].value(inputs.step, inputs.total_steps)
+        return self.params[name]
+
+    def make_mask(self, batch_size: int, inputs: "StepInputs") -> Mask:  # pragma: no cover - interface
+        """The mask for the ``masked`` forward (objectives whose needs name a masked view)."""
+        raise NotImplementedError
+
+    def ema_update(self, momentum: float) -> None:
+        """Update EMA copies of the objective's own heads (DINO's teacher head); default: none."""
 
     @classmethod
     def check_params(cls, name: str, params: dict[str, Any]) -> dict[str, Any]:

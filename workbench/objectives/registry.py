@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from .anticollapse import AntiCollapseObjective
 from .base import BuildContext, Objective
+from .dino import DINOObjective
+from .ijepa import IJEPAObjective
+from .joint_embedding import BarlowObjective, LeJEPAObjective, SimCLRObjective, ToyKLObjective, VICRegObjective
+from .ladder import LatentLadderObjective
+from .reconstruction import MAEObjective, PixelLadderObjective, ReconstructionObjective
 from .supervised import SupervisedObjective
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
 
 OBJECTIVES: dict[str, type[Objective]] = {
+    # supervised (with layers: all it is deep supervision)
     "supervised": SupervisedObjective,
+    # step-wise, on intermediate layers
+    "pixel_ladder": PixelLadderObjective,
+    "latent_ladder": LatentLadderObjective,
+    "anticollapse": AntiCollapseObjective,
+    # latent
+    "toy_kl": ToyKLObjective,
+    "dino": DINOObjective,
+    "ijepa": IJEPAObjective,
+    "lejepa": LeJEPAObjective,
+    "vicreg": VICRegObjective,
+    "barlow": BarlowObjective,
+    "simclr": SimCLRObjective,
+    # data space
+    "mae": MAEObjective,
+    "recon": ReconstructionObjective,
 }
 
 

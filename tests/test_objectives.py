@@ -1,0 +1,107 @@
+"""The objective machinery: needs computed once, the EMA teacher, schedules, validation."""
+
+import pytest
+import torch
+
+import workbench as wb
+from workbench.data import DataInfo
+from workbench.errors import ConfigError
+from workbench.module import WorkbenchModule
+from workbench.teacher import EMATeacher
+
+
+def info(channels=3, size=32):
+    return DataInfo(name="shapes", channels=channels, image_size=size, num_classes=4, classes=("a", "b", "c", "d"),
+                    mean=(0.5,) * channels, std=(0.25,) * channels)
+
+
+def module_for(overrides, preset=None):
+    base = ["model.patch_size=8", "model.width=32", "model.depth=3", "model.heads=4", "views.local_crops=2"]
+    config = wb.make_config(preset, base + overrides)
+    return WorkbenchModule(config, info())
+
+
+def batch(n=6):
+    g = torch.Generator().manual_seed(0)
+    return {"images": torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+            "labels": torch.randint(0, 4, (n,), generator=g), "index": torch.arange(n)}
+
+
+def test_each_need_is_computed_once_per_step():
+    module = module_for(["objectives.dino.weight=1", "objectives.lejepa.weight=1", "objectives.mae.weight=1",
+                         "objectives.ladder.kind=latent_ladder"], preset="supervised")
+    calls = []
+    student_forward = module.backbone.forward
+    teacher_forward = module.teacher.model.forward
+    module.backbone.forward = lambda x, keep=None: calls.append(("student", x.shape[0], keep is not None)) or student_forward(x, keep)
+    module.teacher.model.forward = lambda x, keep=None: calls.append(("teacher", x.shape[0], False)) or teacher_forward(x, keep)
+    total, values = module.compute_losses(batch(6))
+    assert torch.isfinite(total)
+    # student: clean (supervised), global (dino + lejepa: shared), local (shared), one masked forward per
+    # masked objective (mae, ladder); teacher: global (dino), clean (latent ladder)
+    assert sorted(calls) == sorted([
+        ("student", 6, False), ("student", 12, False), ("student", 12, False), ("student", 6, True),
+        ("student", 6, True), ("teacher", 12, False), ("teacher", 6, False),
+    ])
+    assert {"supervised/ce", "dino/ce", "lejepa/sigreg", "lejepa/invariance", "mae/mse"} <= set(values)
+
+
+def test_one_teacher_is_shared_and_follows_the_ema_rule():
+    module = module_for([], preset="dino")
+    assert isinstance(module.teacher, EMATeacher)
+    with torch.no_grad():
+        for p in module.backbone.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in module.teacher.model.parameters()]
+    module.teacher.update(module.backbone, momentum=0.9)
+    for t0, t1, s in zip(before, module.teacher.model.parameters(), module.backbone.parameters()):
+        torch.testing.assert_close(t1, 0.9 * t0 + 0.1 * s)
+    module.train()
+    assert not module.teacher.model.training, "the teacher always runs in eval mode"
+    assert not any(p.requires_grad for p in module.teacher.parameters())
+
+
+def test_no_teacher_when_no_objective_needs_one():
+    assert module_for([], preset="lejepa").teacher is None
+
+
+def test_scheduled_weight_and_parameter_are_reported_at_the_current_step():
+    module = module_for(["objectives.mae.weight={schedule: linear, start: 0.0, end: 1.0}",
+                         "objectives.mae.params.mask_ratio={schedule: linear, start: 0.5, end: 0.75}"], preset="supervised")
+    module.total_steps = 100
+    schedule = module.weight_schedules["mae"]
+    assert schedule.value(0, 100) == pytest.approx(0.0) and schedule.value(50, 100) == pytest.approx(0.5)
+    assert module.objectives["mae"].schedules["mask_ratio"].value(100, 100) == pytest.approx(0.75)
+
+
+def test_a_schedule_on_a_build_time_parameter_is_refused():
+    with pytest.raises(ConfigError, match="objectives.vicreg.params.dim"):
+        wb.make_config("vicreg", ["objectives.vicreg.params.dim={schedule: linear, start: 8, end: 16}"])
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (["objectives.ijepa.params.num_targets=12"], "objectives.ijepa.params.num_targets"),
+    (["objectives.ladder.params.direction=sideways"], "objectives.ladder.params.direction"),
+    (["objectives.dino.layers=[7]"], "objectives.dino.layers"),
+    (["views.global_crops=1"], "views.global_crops"),
+    (["teacher.momentum={schedule: bogus}"], "teacher.momentum"),
+])
+def test_impossible_combinations_fail_at_validation(overrides, field):
+    presets = {"ijepa": "ijepa", "ladder": "stepwise-pixel-ladder", "dino": "dino"}
+    preset = next((p for k, p in presets.items() if k in overrides[0]), "supervised")
+    with pytest.raises(ConfigError) as info_:
+        wb.make_config(preset, ["model.patch_size=8", "model.depth=3", "model.width=32"] + overrides)
+    assert info_.value.field.startswith(field)
+
+
+def test_masked_forward_sees_only_the_kept_patches():
+    module = module_for([], preset="mae")
+    b = batch(4)
+    generator = module.generator("train", 0)
+    views = module.make_views(b, generator)
+    from workbench.objectives.base import StepInputs
+
+    inputs = StepInputs(batch=b, views=views, student={}, generator=generator, sample_generator=generator)
+    mask = module.objectives["mae"].make_mask(4, inputs)
+    assert mask.keep.shape == (4, 4)  # 16 patches, 75% hidden
+    assert module.backbone(views["clean"], keep=mask.keep).layers[-1].shape == (4, 1 + 4, 32)

@@ -1,0 +1,5 @@
+"""Representation diagnostics (see REFERENCE.md, "Diagnostics")."""
+
+from .spectral import rankme
+
+__all__ = ["rankme"]

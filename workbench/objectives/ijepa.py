@@ -1,0 +1,74 @@
+"""I-JEPA: predict the EMA teacher's representation of target blocks from a context block."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..config import ObjectiveConfig
+from ..errors import ConfigError
+from ..views import block_masks
+from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs
+from .heads import MaskedPredictor, gather_tokens
+
+
+class IJEPAObjective(Objective):
+    """I-JEPA (Assran et al. 2023). The student encodes only the context block's patches; a narrow
+    predictor, given the context tokens and mask tokens at one target block's positions, predicts
+    the teacher's layer-normalised (no affine) last-layer tokens there; loss: smooth L1, averaged
+    over the target blocks. Masks use the paper's values (4 targets, scale 0.15-0.2, aspect
+    0.75-1.5; context scale 0.85-1.0 minus the targets).
+
+    Params: num_targets, target_scale, target_aspect, context_scale, min_keep, predictor_width,
+    predictor_depth.
+    """
+
+    defaults = {
+        "num_targets": 4, "target_scale": [0.15, 0.2], "target_aspect": [0.75, 1.5],
+        "context_scale": [0.85, 1.0], "min_keep": 4, "predictor_width": 64, "predictor_depth": 2,
+    }
+
+    def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
+        super().__init__(name, config, context)
+        p = self.params
+        n = context.grid**2
+        smallest_target = max(1, int(p["target_scale"][0] * n))
+        if context.grid < 2 or n - p["num_targets"] * smallest_target < p["min_keep"]:
+            raise ConfigError(
+                f"objectives.{name}.params.num_targets", p["num_targets"],
+                f"target blocks that leave at least min_keep={p['min_keep']} context patches on the "
+                f"{context.grid} x {context.grid} patch grid (use fewer targets, smaller target_scale or "
+                f"a smaller model.patch_size)",
+            )
+        self.predictor = MaskedPredictor(context.width, context.width, context.grid, p["predictor_width"],
+                                         p["predictor_depth"])
+
+    @property
+    def needs(self) -> Needs:
+        return Needs(views=(), teacher_views=("clean",), masked="clean")
+
+    def make_mask(self, batch_size: int, inputs: StepInputs) -> Mask:
+        p = self.params
+        context, targets = block_masks(
+            batch_size, self.context.grid, inputs.sample_generator, inputs.views["clean"].device,
+            num_targets=p["num_targets"], target_scale=tuple(p["target_scale"]),
+            target_aspect=tuple(p["target_aspect"]), context_scale=tuple(p["context_scale"]),
+            min_keep=p["min_keep"],
+        )
+        return Mask(keep=context, targets=targets)
+
+    def forward(self, inputs: StepInputs) -> ObjectiveOutput:
+        layer = self.layers[-1]
+        student = inputs.student[f"masked:{self.name}"].patches(layer)
+        mask = inputs.masks[self.name]
+        with torch.no_grad():
+            target_tokens = inputs.teacher["clean"].layers[layer][:, inputs.teacher["clean"].num_prefix:].float()
+            target_tokens = F.layer_norm(target_tokens, target_tokens.shape[-1:])
+        b, t, q = mask.targets.shape
+        # one prediction per target block: the context is repeated for each block
+        context = student.repeat_interleave(t, dim=0)
+        keep = mask.keep.repeat_interleave(t, dim=0)
+        queries = mask.targets.reshape(b * t, q)
+        pred = self.predictor(context, keep, queries)
+        target = gather_tokens(target_tokens.repeat_interleave(t, dim=0), queries)
+        return ObjectiveOutput({"l1": F.smooth_l1_loss(pred.float(), target)})

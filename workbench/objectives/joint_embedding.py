@@ -1,0 +1,146 @@
+"""Joint-embedding objectives on augmented views: the essays' toy, LeJEPA, VICReg, Barlow Twins,
+SimCLR. Each pools a chosen layer of every global (and, for LeJEPA, local) crop, maps it through
+its own projector, and applies its loss to the projections.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ObjectiveConfig
+from ..diagnostics import rankme
+from ..losses import BarlowTwinsLoss, KLConsistencyLoss, LeJEPALoss, NTXentLoss, VICRegLoss
+from .base import BuildContext, Needs, Objective, ObjectiveOutput, StepInputs
+from .heads import default_hidden, mlp
+
+
+class JointEmbeddingObjective(Objective):
+    """Shared plumbing: views -> pooled layer -> projector -> per-view embeddings -> loss.
+
+    Params common to all: ``dim`` (projection width), ``hidden``, ``proj_layers`` (0: no
+    projector, the loss acts on the pooled representation itself), ``pool``.
+    Every subclass logs ``rankme`` of the embedding its loss acts on (first global view).
+    """
+
+    defaults = {"dim": 128, "hidden": None, "proj_layers": 2, "pool": None}
+    uses_local = False
+
+    def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
+        super().__init__(name, config, context)
+        p = self.params
+        self.pool = p["pool"] or context.pool
+        if p["proj_layers"] == 0:
+            self.projector: nn.Module = nn.Identity()
+            self.dim = context.width
+        else:
+            self.projector = mlp(context.width, p["hidden"] or default_hidden(context.width), p["dim"], p["proj_layers"])
+            self.dim = p["dim"]
+
+    @property
+    def needs(self) -> Needs:
+        return Needs(views=("global", "local") if self.uses_local else ("global",))
+
+    def embeddings(self, inputs: StepInputs) -> list[torch.Tensor]:
+        """One B x dim tensor per view: global crops first, then local crops."""
+        layer = self.layers[-1]
+        out = []
+        for view in ("global", "local") if self.uses_local else ("global",):
+            if view not in inputs.student:
+                continue
+            z = self.projector(inputs.student[view].pooled(layer, self.pool))
+            out += list(z.chunk(inputs.chunks(view)))
+        return out
+
+    def loss(self, z: list[torch.Tensor], inputs: StepInputs) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, inputs: StepInputs) -> ObjectiveOutput:
+        z = self.embeddings(inputs)
+        terms = self.loss(z, inputs)
+        return ObjectiveOutput(terms, {"rankme": rankme(self.monitored(z[0]).detach())})
+
+    def monitored(self, z: torch.Tensor) -> torch.Tensor:
+        return z.float()
+
+    def embedding(self, out) -> torch.Tensor:
+        """The embedding the loss acts on, for one backbone output (e.g. of held-out images)."""
+        return self.monitored(self.projector(out.pooled(self.layers[-1], self.pool)))
+
+
+class ToyKLObjective(JointEmbeddingObjective):
+    """The essays' toy: two crops, one shared encoder and head, KL between their softmax outputs,
+    no anti-collapse, no stop-gradient. It is expected to collapse (a constant output has loss 0),
+    and the diagnostics are there to show it. The monitored embedding is the softmax output."""
+
+    defaults = {**JointEmbeddingObjective.defaults, "dim": 64, "proj_layers": 1, "temperature": 1.0}
+
+    def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
+        super().__init__(name, config, context)
+        self.kl = KLConsistencyLoss(temperature=float(self.params["temperature"]))
+
+    def loss(self, z, inputs):
+        return {"kl": self.kl(z[0], z[1])}
+
+    def monitored(self, z):
+        return torch.softmax(z.float() / float(self.params["temperature"]), dim=-1)
+
+
+class LeJEPAObjective(JointEmbeddingObjective):
+    """LeJEPA (Balestriero & LeCun 2025): SIGReg pushes every view's embedding towards an isotropic
+    Gaussian; the invariance term pulls views to their mean. No teacher, no stop-gradient.
+    Params: lam (SIGReg weight, 0.02-0.05), directions (random 1-D projections per step)."""
+
+    defaults = {**JointEmbeddingObjective.defaults, "lam": 0.05, "directions": 256}
+    uses_local = True
+
+    def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
+        super().__init__(name, config, context)
+        self.criterion = LeJEPALoss(lam=float(self.params["lam"]), num_directions=int(self.params["directions"]))
+
+    def loss(self, z, inputs):
+        total, parts = self.criterion.forward_parts(z, generator=inputs.generator)
+        return {"sigreg": parts["sigreg"] * self.criterion.lam, "invariance": parts["invariance"] * (1 - self.criterion.lam)}
+
+
+class VICRegObjective(JointEmbeddingObjective):
+    """VICReg (Bardes et al. 2022): invariance + variance + covariance on an expander's output."""
+
+    defaults = {**JointEmbeddingObjective.defaults, "dim": 256, "sim_weight": 25.0, "var_weight": 25.0, "cov_weight": 1.0}
+
+    def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
+        super().__init__(name, config, context)
+        p = self.params
+        self.criterion = VICRegLoss(float(p["sim_weight"]), float(p["var_weight"]), float(p["cov_weight"]))
+
+    def loss(self, z, inputs):
+        _, parts = self.criterion.forward_parts(z[0], z[1])
+        c = self.criterion  # terms are logged weighted, so they add up to the loss
+        return {"sim": c.sim_weight * parts["sim"], "var": c.var_weight * parts["var"], "cov": c.cov_weight * parts["cov"]}
+
+
+class BarlowObjective(JointEmbeddingObjective):
+    """Barlow Twins (Zbontar et al. 2021): the cross-correlation of two views' standardised
+    embeddings is pushed to the identity."""
+
+    defaults = {**JointEmbeddingObjective.defaults, "dim": 256, "lambd": 0.0051}
+
+    def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
+        super().__init__(name, config, context)
+        self.criterion = BarlowTwinsLoss(lambd=float(self.params["lambd"]))
+
+    def loss(self, z, inputs):
+        return {"barlow": self.criterion(z[0], z[1])}
+
+
+class SimCLRObjective(JointEmbeddingObjective):
+    """SimCLR / InfoNCE (Chen et al. 2020): NT-Xent over the 2B projections of two views."""
+
+    defaults = {**JointEmbeddingObjective.defaults, "temperature": 0.5}
+
+    def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
+        super().__init__(name, config, context)
+        self.criterion = NTXentLoss(temperature=float(self.params["temperature"]))
+
+    def loss(self, z, inputs):
+        return {"nt_xent": self.criterion(z[0], z[1])}
