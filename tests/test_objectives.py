@@ -105,3 +105,34 @@ def test_masked_forward_sees_only_the_kept_patches():
     mask = module.objectives["mae"].make_mask(4, inputs)
     assert mask.keep.shape == (4, 4)  # 16 patches, 75% hidden
     assert module.backbone(views["clean"], keep=mask.keep).layers[-1].shape == (4, 1 + 4, 32)
+
+
+def test_mae_predicts_exactly_the_hidden_patches():
+    module = module_for([], preset="mae")
+    b = batch(4)
+    generator = module.generator("train", 0)
+    from workbench.objectives.base import StepInputs
+
+    inputs = StepInputs(batch=b, views=module.make_views(b, generator), student={}, sample_generator=generator)
+    mask = module.objectives["mae"].make_mask(4, inputs)
+    for keep, targets, hidden in zip(mask.keep, mask.targets, mask.hidden):
+        assert set(targets.tolist()) == set(hidden.nonzero().flatten().tolist())
+        assert not set(keep.tolist()) & set(targets.tolist())
+
+
+ADAPTIVE = ["data.shapes.num_images=600", "data.batch_size=32", "model.patch_size=8", "model.width=32",
+            "model.depth=2", "model.heads=4", "trainer.max_steps=20", "trainer.log_every_n_steps=5"]
+
+
+@pytest.mark.parametrize("target, expected_end", [(100.0, 0.7), (0.0, 0.3)])
+def test_adaptive_mask_ratio_rises_only_while_the_loss_stays_below_target(target, expected_end, tmp_path):
+    spec = f"{{schedule: adaptive, start: 0.3, end: 0.9, step: 0.1, target: {target}, metric: mae/mse, every: 5}}"
+    run = wb.fit(preset="mae", overrides=ADAPTIVE + [f"objectives.mae.params.mask_ratio={spec}",
+                                                     f"runs_dir={tmp_path}"], cache_dir=tmp_path / "data")
+    ratio = run.curve("train/mae/mask_ratio")["value"].tolist()
+    assert ratio[0] == pytest.approx(0.3)
+    assert ratio == sorted(ratio)
+    # checks at steps 5, 10, 15 (and 20, after the last logged value) each raise the ratio by 0.1
+    assert ratio[-1] == pytest.approx(expected_end if target == 0.0 else 0.6)
+    state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)["schedules"]
+    assert state["objectives.mae.params.mask_ratio"]["value"] == pytest.approx(expected_end)

@@ -9,17 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ObjectiveConfig
-from ..losses import patchify
+from ..losses import patchify, pixel_targets
 from ..views import random_patch_mask
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs
 from .heads import MaskedPredictor, default_hidden, gather_tokens, mlp
-
-
-def normalise_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Per-patch standardisation of pixel targets (MAE's ``norm_pix_loss``)."""
-    mean = patches.mean(dim=-1, keepdim=True)
-    var = patches.var(dim=-1, keepdim=True, unbiased=False)
-    return (patches - mean) / (var + eps).sqrt()
 
 
 def coarsen(images: torch.Tensor, factor: float, kind: str) -> torch.Tensor:
@@ -107,10 +100,8 @@ class PixelLadderObjective(Objective):
         single = len(self.layers) == 1
         terms = {}
         for layer in self.layers:
-            target = patchify(coarsen(images, self.factors[layer], self.params["target"]), self.context.patch_size)
-            target = gather_tokens(target, mask.targets).float()
-            if self.params["norm_pix"]:
-                target = normalise_patches(target)
+            coarse = coarsen(images, self.factors[layer], self.params["target"])
+            target = gather_tokens(pixel_targets(coarse, self.context.patch_size, self.params["norm_pix"]), mask.targets)
             pred = self.decoders[str(layer)](out.patches(layer), mask.keep, mask.targets)
             terms["mse" if single else f"mse_l{layer}"] = F.mse_loss(pred.float(), target)
         return ObjectiveOutput(terms)
