@@ -8,7 +8,7 @@
 from .config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainerConfig
 from .errors import ConfigError, DataError, NonFiniteLossError, WorkbenchError
 from .presets import PRESETS, make_config
-from .runs import Run, list_runs, load_run
+from .runs import Run, compare_runs, list_runs, load_run
 from .train import fit
 from .vit import VisionTransformer, ViTOutput
 from . import data, plots
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError", "DataConfig", "DataError", "ModelConfig", "NonFiniteLossError", "ObjectiveConfig",
     "OptimConfig", "PRESETS", "Run", "RunConfig", "TrainerConfig", "ViTOutput", "VisionTransformer",
-    "WorkbenchError", "fit", "list_runs", "load_run", "make_config",
+    "WorkbenchError", "compare_runs", "fit", "list_runs", "load_run", "make_config",
 ]

@@ -124,6 +124,26 @@ class ObjectiveConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Per-layer diagnostics on the fixed probe set (``data.probe_size`` held-out images).
+
+    every_n_epochs: 0 runs them only before training and after the last epoch.
+    monitor_every_n_steps: cheap collapse monitors on training batches (0: off).
+    coherence: ``target:context`` pairs of factors (``region`` as context splits by position).
+    """
+
+    enabled: bool = True
+    every_n_epochs: int = 0
+    pools: list[str] = field(default_factory=lambda: ["cls", "mean"])
+    knn_k: int = 20
+    probe_steps: int = 50  # L-BFGS iterations of each linear probe
+    token_images: int = 256  # images used for the token metrics
+    save_embeddings: bool = True
+    monitor_every_n_steps: int = 50
+    coherence: list[str] = field(default_factory=lambda: ["shape:color", "shape:region", "color:shape"])
+
+
+@dataclass
 class OptimConfig:
     """AdamW with linear warm-up then cosine decay, stepped every optimisation step."""
 
@@ -168,6 +188,7 @@ class RunConfig:
     )
     views: ViewsConfig = field(default_factory=ViewsConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 

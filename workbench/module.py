@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import RunConfig
 from .data.datamodule import DataInfo
+from .diagnostics.spectral import rankme, std_of_normalized
 from .errors import NonFiniteLossError
 from .objectives import BuildContext, StepInputs, build_objective
 from .schedules import Adaptive, build_schedule, warmup_cosine
@@ -128,8 +129,8 @@ class WorkbenchModule(L.LightningModule):
 
     def compute_losses(
         self, batch: dict[str, torch.Tensor], stage: str = "train", index: int = 0
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total weighted loss and every term / metric, keyed ``<objective>/<name>``.
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Total weighted loss, every loss term and every metric, keyed ``<objective>/<name>``.
 
         One student forward per view (crops of one kind are concatenated into one batch), one
         masked forward per objective that asks for one, one teacher forward per teacher view.
@@ -161,7 +162,14 @@ class WorkbenchModule(L.LightningModule):
                 values[f"{name}/{term}"] = value
             for metric, value in out.metrics.items():
                 metrics[f"{name}/{metric}"] = value
-        return total, {**values, **metrics}
+        every = self.config.diagnostics.monitor_every_n_steps
+        if stage == "train" and every > 0 and self.global_step % every == 0:
+            # Cheap collapse monitors on the training batch, from an output already computed.
+            first = next(iter(inputs.student.values()))
+            z = first.pooled(first.depth, self.backbone.pool).detach().float()
+            metrics["monitor/rankme"] = rankme(z)
+            metrics["monitor/std_l2"] = std_of_normalized(z)
+        return total, values, metrics
 
     # ---- Lightning steps ------------------------------------------------------------------------
 
@@ -169,10 +177,10 @@ class WorkbenchModule(L.LightningModule):
         self.total_steps = max(1, int(self.trainer.estimated_stepping_batches))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        total, values = self.compute_losses(batch, "train")
+        total, values, metrics = self.compute_losses(batch, "train")
         self._track_finite(total, values)
         self._last_values = values
-        logs = {f"train/{k}": v.detach() for k, v in values.items()}
+        logs = {f"train/{k}": v.detach() for k, v in {**values, **metrics}.items()}
         logs["train/loss"] = total.detach()
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch["images"].shape[0])
         self.log_dict(self.current_hyperparameters(), on_step=True, on_epoch=False)
@@ -200,8 +208,8 @@ class WorkbenchModule(L.LightningModule):
         return out
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0) -> None:
-        total, values = self.compute_losses(batch, stage, batch_idx)
-        logs = {f"{stage}/{k}": v for k, v in values.items()}
+        total, values, metrics = self.compute_losses(batch, stage, batch_idx)
+        logs = {f"{stage}/{k}": v for k, v in {**values, **metrics}.items()}
         logs[f"{stage}/loss"] = total
         self.log_dict(logs, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch["images"].shape[0])
 

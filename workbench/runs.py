@@ -4,6 +4,8 @@
       config.yaml            full resolved config (re-running it reproduces the run)
       metrics.csv            Lightning's CSVLogger: per-step / per-epoch losses and metrics
       summary.json           status, wall time and headline numbers (final val / test metrics)
+      diagnostics.csv        tidy per-layer diagnostics: epoch, layer, pool, metric, value
+      embeddings/epoch=NNN.npz   per-layer probe embeddings, spectra, labels, factors, ids
       checkpoints/last.ckpt  the latest checkpoint
 
 Files the workbench writes itself are written atomically (temp file + rename).
@@ -54,6 +56,20 @@ class Run:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     @property
+    def diagnostics(self) -> pd.DataFrame:
+        """The tidy per-layer table: epoch, layer, pool, metric, value."""
+        path = self.path / "diagnostics.csv"
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "layer", "pool", "metric", "value"])
+
+    def embeddings(self, epoch: int) -> dict:
+        """The saved per-layer probe embeddings of ``epoch`` (arrays keyed ``l<layer>_<pool>``,
+        ``spectrum_l<layer>_<pool>``, ``labels``, ``factors``, ``ids``)."""
+        import numpy as np
+
+        with np.load(self.path / "embeddings" / f"epoch={epoch:03d}.npz") as data:
+            return {k: data[k] for k in data.files}
+
+    @property
     def checkpoint(self) -> Path:
         return self.path / "checkpoints" / "last.ckpt"
 
@@ -95,6 +111,25 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
             "epochs": s.get("epochs"), "wall_s": s.get("wall_s"), **{k: v for k, v in s.get("headline", {}).items()},
         })
     return pd.DataFrame(rows)
+
+
+def compare_runs(runs: "list[Run | str | Path] | str | Path") -> pd.DataFrame:
+    """One tidy table (run, epoch, layer, pool, metric, value) from several run directories.
+
+    ``runs`` is a list of runs or paths, or a directory whose run sub-directories are all taken.
+    """
+    if isinstance(runs, (str, Path)):
+        root = Path(runs)
+        runs = [p for p in sorted(root.iterdir()) if (p / "config.yaml").is_file()]
+    frames = []
+    for r in runs:
+        run = r if isinstance(r, Run) else load_run(r)
+        table = run.diagnostics
+        if not table.empty:
+            frames.append(table.assign(run=run.name)[["run", "epoch", "layer", "pool", "metric", "value"]])
+    if not frames:
+        return pd.DataFrame(columns=["run", "epoch", "layer", "pool", "metric", "value"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def create_run_dir(config: RunConfig) -> Path:

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 from .checkpointing import LastCheckpoint
 from .config import RunConfig
 from .data.datamodule import TensorDataModule
+from .diagnostics.callback import DiagnosticsCallback
 from .module import WorkbenchModule
 from .presets import make_config
 from .runs import Run, create_run_dir, write_config, write_summary
@@ -76,12 +77,13 @@ def fit(
 
     t = config.trainer
     checkpoint = LastCheckpoint(run_dir / "checkpoints")
+    diagnostics = DiagnosticsCallback(run_dir, config.diagnostics, config.seed) if config.diagnostics.enabled else None
     trainer = L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, limit_train_batches=t.limit_train_batches,
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=resolve_precision(config),
         logger=CSVLogger(save_dir=config.runs_dir, name=config.name, version=""),
-        callbacks=[checkpoint, *callbacks], default_root_dir=run_dir, enable_checkpointing=False,
+        callbacks=[checkpoint, *([diagnostics] if diagnostics else []), *callbacks], default_root_dir=run_dir, enable_checkpointing=False,
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         enable_progress_bar=t.enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         gradient_clip_val=config.optim.grad_clip,
@@ -102,6 +104,7 @@ def fit(
         write_summary(run_dir, {
             "status": "completed", "name": config.name, "wall_s": round(wall, 2),
             "epochs": trainer.current_epoch, "steps": trainer.global_step,
+            "diagnostics_s": round(diagnostics.seconds, 2) if diagnostics else 0.0,
             "device": str(trainer.strategy.root_device), "precision": str(trainer.precision),
             "headline": headline,
         })

@@ -1,0 +1,307 @@
+"""Probes against analytic cases and independent implementations (scikit-learn, a brute-force kNN)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from workbench.data.base import Factor
+from workbench.diagnostics.probes import (
+    coherence,
+    factor_decodability,
+    knn_accuracy,
+    linear_probe,
+    linear_regression_r2,
+    region_context,
+    train_test_split_indices,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The problems here are tiny: one intra-op thread is fastest, and immune to a loaded machine (on a
+    busy 2-core box, OpenMP barriers made single L-BFGS fits 100x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _clusters(n_per: int = 300, d: int = 16, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """k well-separated Gaussian clusters: centres 10 apart along orthogonal axes, unit noise."""
+    g = _gen(seed)
+    centres = 10.0 * torch.eye(d)[:k]
+    y = torch.arange(k).repeat_interleave(n_per)
+    z = centres[y] + torch.randn(k * n_per, d, generator=g)
+    return z, y
+
+
+# ---------------------------------------------------------------------------------------- split
+
+
+def test_split_is_fixed_disjoint_and_complete():
+    tr, te = train_test_split_indices(1000, 0.3, seed=3)
+    tr2, te2 = train_test_split_indices(1000, 0.3, seed=3)
+    assert torch.equal(tr, tr2) and torch.equal(te, te2)
+    assert te.numel() == 300 and tr.numel() == 700
+    assert torch.equal(torch.cat([tr, te]).sort().values, torch.arange(1000))
+    tr3, _ = train_test_split_indices(1000, 0.3, seed=4)
+    assert not torch.equal(tr, tr3)
+
+
+# ---------------------------------------------------------------------------------------- linear probe
+
+
+def test_linear_probe_separable_clusters_score_100():
+    z, y = _clusters()
+    out = linear_probe(z, y)
+    assert out["accuracy"] == 1.0
+    assert abs(out["chance"] - 1 / 3) < 0.1
+
+
+def test_linear_probe_shuffled_labels_are_near_chance():
+    g = _gen(1)
+    z = torch.randn(2000, 32, generator=g)
+    y = torch.arange(4).repeat(500)[torch.randperm(2000, generator=g)]
+    out = linear_probe(z, y)
+    assert abs(out["chance"] - 0.25) < 0.05
+    assert abs(out["accuracy"] - out["chance"]) < 0.1
+
+
+def test_linear_probe_matches_sklearn_logistic_regression():
+    x, y = make_classification(n_samples=3000, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
+                               n_clusters_per_class=2, class_sep=1.0, flip_y=0.02, random_state=0)
+    z, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    wd = 1e-3
+    ours = linear_probe(z, yt, weight_decay=wd, seed=5)
+    tr, te = (i.numpy() for i in train_test_split_indices(len(y), 0.3, seed=5))
+    scaler = StandardScaler().fit(x[tr])
+    # ours minimises mean CE + wd/2 ||W||^2  <=>  sklearn's C * sum CE + 1/2 ||W||^2 with C = 1/(wd n)
+    clf = LogisticRegression(C=1.0 / (wd * len(tr)), max_iter=5000).fit(scaler.transform(x[tr]), y[tr])
+    ref = clf.score(scaler.transform(x[te]), y[te])
+    assert 0.4 < ref < 0.95  # a non-trivial problem
+    assert abs(ours["accuracy"] - ref) < 0.03
+
+
+def test_linear_probe_caps_training_set_and_is_deterministic():
+    z, y = _clusters(n_per=400)
+    a = linear_probe(z, y, max_train=50, seed=2)
+    b = linear_probe(z, y, max_train=50, seed=2)
+    assert a == b and a["accuracy"] > 0.95
+
+
+def test_linear_probe_works_under_inference_mode_and_autocast():
+    z, y = _clusters()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = linear_probe(z, y)
+    assert out["accuracy"] == 1.0
+
+
+def test_linear_probe_non_contiguous_labels():
+    z, y = _clusters()
+    assert linear_probe(z, y * 7 + 3)["accuracy"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------- kNN
+
+
+def test_knn_separable_clusters_score_100():
+    z, y = _clusters()
+    assert knn_accuracy(z, y) == 1.0
+
+
+def test_knn_noise_is_near_chance():
+    g = _gen(2)
+    z = torch.randn(2000, 32, generator=g)
+    y = torch.arange(4).repeat(500)[torch.randperm(2000, generator=g)]
+    assert abs(knn_accuracy(z, y) - 0.25) < 0.1
+
+
+def _knn_brute_force(z: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, k: int, temp: float) -> float:
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    correct = 0
+    for i in te:
+        sims = [(float(zn[i] @ zn[j]), j) for j in tr]
+        sims.sort(key=lambda s: -s[0])
+        votes: dict[int, float] = {}
+        for s, j in sims[:k]:
+            votes[int(y[j])] = votes.get(int(y[j]), 0.0) + math.exp(s / temp)
+        best = max(votes.values())
+        pred = min(c for c, v in votes.items() if v == best)
+        correct += pred == y[i]
+    return correct / len(te)
+
+
+def test_knn_equals_brute_force_weighted_vote():
+    g = _gen(3)
+    z = torch.randn(150, 8, generator=g, dtype=torch.float64).float()
+    y = torch.randint(0, 3, (150,), generator=g)
+    y[z[:, 0] > 0.5] = 0  # some structure, so the vote is not a coin toss
+    tr, te = (i.numpy() for i in train_test_split_indices(150, 0.3, seed=1))
+    for k, temp in ((5, 0.07), (10, 0.5)):
+        ref = _knn_brute_force(z.double().numpy(), y.numpy(), tr, te, k, temp)
+        got = knn_accuracy(z, y, k=k, temperature=temp, seed=1, chunk=7)  # several chunks
+        assert got == pytest.approx(ref, abs=1e-12), (k, temp)
+
+
+# ---------------------------------------------------------------------------------------- ridge R^2
+
+
+def test_ridge_r2_planted_and_independent():
+    g = _gen(4)
+    z = torch.randn(2000, 32, generator=g)
+    w = torch.randn(32, generator=g)
+    t = z @ w + 0.05 * torch.randn(2000, generator=g)
+    assert linear_regression_r2(z, t) > 0.99
+    t_indep = torch.randn(2000, generator=g)
+    r2 = linear_regression_r2(z, t_indep)
+    assert -0.1 < r2 <= 0.05
+
+
+def test_ridge_r2_intercept_and_scale_do_not_matter():
+    g = _gen(5)
+    z = torch.randn(1000, 8, generator=g) * 100 + 40
+    t = z[:, 0] * 0.01 + 1000.0 + 0.001 * torch.randn(1000, generator=g)
+    assert linear_regression_r2(z, t) > 0.99
+
+
+# ---------------------------------------------------------------------------------------- factor decodability
+
+
+def test_factor_decodability_recovers_planted_factors_only():
+    g = _gen(6)
+    n, d = 3000, 32
+    z = torch.randn(n, d, generator=g)
+    cont = z @ torch.randn(d, generator=g)                          # planted linear continuous
+    cat = (z @ torch.randn(d, 3, generator=g)).argmax(1).float()    # planted categorical (linear regions)
+    noise_cat = torch.randint(0, 4, (n,), generator=g).float()      # unplanted categorical
+    noise_cont = torch.rand(n, generator=g)                         # unplanted continuous
+    factors = torch.stack([cont, cat, noise_cat, noise_cont], 1)
+    specs = [
+        Factor("size", "continuous", "mid", "planted", range=(-10.0, 10.0)),
+        Factor("shape", "categorical", "mid", "planted", values=("a", "b", "c")),
+        Factor("color", "categorical", "low", "unplanted", values=("r", "g", "b", "y")),
+        Factor("noise", "continuous", "low", "unplanted", range=(0.0, 1.0)),
+    ]
+    out = factor_decodability(z, factors, specs, seed=1, steps=300)
+    assert set(out) == {"size", "shape", "color", "noise"}
+    assert out["size"]["kind"] == "continuous" and out["size"]["score"] > 0.9
+    assert out["shape"]["kind"] == "categorical" and out["shape"]["score"] > 0.95
+    assert abs(out["color"]["score"] - 0.25) < 0.06
+    assert abs(out["noise"]["score"]) < 0.05
+    with pytest.raises(TypeError):
+        factor_decodability(z, factors, specs, bogus=1)
+
+
+# ---------------------------------------------------------------------------------------- coherence
+
+
+def _contexts_data(shared: bool, n_ctx: int = 4, n_per: int = 1500, d: int = 64, seed: int = 7):
+    g = _gen(seed)
+    z = torch.randn(n_ctx * n_per, d, generator=g)
+    ctx = torch.arange(n_ctx).repeat_interleave(n_per)
+    w_shared = torch.randn(d, generator=g)
+    w = w_shared.expand(n_ctx, d) if shared else torch.randn(n_ctx, d, generator=g)
+    score = (z * w[ctx]).sum(1) / w[ctx].norm(dim=1) + 0.1 * torch.randn(len(ctx), generator=g)
+    return z, score, ctx
+
+
+def test_coherence_shared_direction_is_coherent():
+    z, score, ctx = _contexts_data(shared=True)
+    out = coherence(z, (score > 0).long(), ctx)
+    assert out["contexts"] == 4
+    assert out["cosine"] > 0.8 and out["accuracy"] > 0.9
+
+
+def test_coherence_independent_directions_are_fractured():
+    z, score, ctx = _contexts_data(shared=False)
+    out = coherence(z, (score > 0).long(), ctx)
+    assert out["contexts"] == 4
+    assert abs(out["cosine"]) < 0.2 and out["accuracy"] > 0.9
+
+
+def test_coherence_flipped_direction_is_negative_not_coherent():
+    z, score, ctx = _contexts_data(shared=True, n_ctx=2)
+    flipped = torch.where(ctx == 1, -score, score)
+    out = coherence(z, (flipped > 0).long(), ctx)
+    assert out["cosine"] < -0.8 and out["accuracy"] > 0.9
+
+
+def test_coherence_continuous_target_and_min_per_context():
+    z, score, ctx = _contexts_data(shared=True)
+    out = coherence(z, score, ctx, kind="continuous")
+    assert out["cosine"] > 0.9 and out["accuracy"] > 0.9 and out["contexts"] == 4
+    ctx_small = ctx.clone()
+    ctx_small[:10] = 99  # a context of 10 samples is skipped
+    assert coherence(z, score, ctx_small, kind="continuous", min_per_context=20)["contexts"] == 4
+    z2, s2, c2 = _contexts_data(shared=False)
+    fractured = coherence(z2, s2, c2, kind="continuous")
+    assert abs(fractured["cosine"]) < 0.2 and fractured["accuracy"] > 0.9
+
+
+def test_coherence_direction_is_in_original_feature_space():
+    # one feature scaled by 100 in every context: the standardised-space weight is the same for every
+    # context, but the original-space direction must still be the planted one (axis 0)
+    g = _gen(8)
+    z = torch.randn(1200, 8, generator=g)
+    z[:, 0] *= 100.0
+    ctx = torch.arange(3).repeat_interleave(400)
+    t = z[:, 0] + z[:, 1] * 100.0  # equal weight in standardised units, 1 : 100 in original units
+    out = coherence(z, t, ctx, kind="continuous")
+    assert out["cosine"] > 0.99
+
+
+def test_coherence_categorical_uses_majority_class_vs_rest():
+    # 3 classes; the majority class (0) is separable by axis 0 in every context -> coherent
+    g = _gen(9)
+    z = torch.randn(1600, 16, generator=g)
+    ctx = torch.arange(4).repeat_interleave(400)
+    y = torch.where(z[:, 0] > -0.3, torch.zeros(1600, dtype=torch.long), 1 + (z[:, 1] > 0).long())
+    out = coherence(z, y, ctx)
+    assert out["cosine"] > 0.8 and out["accuracy"] > 0.9
+
+
+def test_coherence_undefined_cases_are_nan_not_a_number_that_looks_meaningful():
+    g = _gen(10)
+    z = torch.randn(200, 8, generator=g)
+    t = (z[:, 0] > 0).long()
+    one_ctx = coherence(z, t, torch.zeros(200), min_per_context=20)  # one context: no pair to compare
+    assert one_ctx["contexts"] == 1 and math.isnan(one_ctx["cosine"]) and one_ctx["accuracy"] > 0.8
+    const = coherence(torch.ones(200, 8), t, torch.arange(200) % 2)  # constant embedding: no direction
+    assert const["contexts"] == 0 and math.isnan(const["cosine"]) and math.isnan(const["accuracy"])
+    small = coherence(z, t, torch.arange(200) % 20, min_per_context=20)  # every context has 10 samples
+    assert small["contexts"] == 0
+
+
+# ---------------------------------------------------------------------------------------- region context
+
+
+def test_region_context_known_positions():
+    x = torch.tensor([0.1, 0.9, 0.1, 0.9, 0.5, 1.0, 0.0, 0.49])
+    y = torch.tensor([0.1, 0.1, 0.9, 0.9, 0.5, 1.0, 0.0, 0.51])
+    assert region_context(x, y, grid=2).tolist() == [0, 1, 2, 3, 3, 3, 0, 2]
+    assert region_context(x, y, grid=3).tolist() == [0, 2, 6, 8, 4, 8, 0, 4]
+    assert region_context(x, y, grid=1).tolist() == [0] * 8
+    assert region_context(x, y).dtype == torch.int64
+
+
+# ---------------------------------------------------------------------------------------- devices
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_probes_on_cuda_match_cpu():
+    z, y = _clusters()
+    assert linear_probe(z.cuda(), y.cuda()) == linear_probe(z, y)
+    assert knn_accuracy(z.cuda(), y.cuda()) == knn_accuracy(z, y)
+    t = z[:, 0] * 2 + z[:, 1]
+    assert linear_regression_r2(z.cuda(), t.cuda()) == pytest.approx(linear_regression_r2(z, t), abs=1e-6)
