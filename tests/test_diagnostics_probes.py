@@ -305,3 +305,29 @@ def test_probes_on_cuda_match_cpu():
     assert knn_accuracy(z.cuda(), y.cuda()) == knn_accuracy(z, y)
     t = z[:, 0] * 2 + z[:, 1]
     assert linear_regression_r2(z.cuda(), t.cuda()) == pytest.approx(linear_regression_r2(z, t), abs=1e-6)
+
+
+def test_ridge_solver_separates_clusters_and_sits_at_chance_on_shuffled_labels():
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(3, 16, generator=g) * 10
+    y = torch.arange(600) % 3
+    z = centres[y] + torch.randn(600, 16, generator=g)
+    assert linear_probe(z, y, solver="ridge")["accuracy"] == 1.0
+    noise = torch.randn(2000, 32, generator=g)
+    labels = torch.randint(0, 4, (2000,), generator=g)
+    assert abs(linear_probe(noise, labels, solver="ridge")["accuracy"] - 0.25) < 0.1
+
+
+def test_ridge_coherence_separates_shared_and_independent_directions():
+    g = torch.Generator().manual_seed(4)
+    n, d, contexts = 2000, 64, 4
+    z = torch.randn(n, d, generator=g)
+    context = torch.arange(n) % contexts
+    shared = torch.randn(d, generator=g)
+    own = torch.randn(contexts, d, generator=g)
+    coherent = (z @ shared > 0).long()
+    fractured = ((z * own[context]).sum(1) > 0).long()
+    a = coherence(z, coherent, context, solver="ridge")
+    b = coherence(z, fractured, context, solver="ridge")
+    assert a["cosine"] > 0.8 and a["accuracy"] > 0.85
+    assert abs(b["cosine"]) < 0.2 and b["accuracy"] > 0.85

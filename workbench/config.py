@@ -136,7 +136,7 @@ class DiagnosticsConfig:
     every_n_epochs: int = 0
     pools: list[str] = field(default_factory=lambda: ["cls", "mean"])
     knn_k: int = 20
-    probe_steps: int = 50  # L-BFGS iterations of each linear probe
+    probe_steps: int = 100  # L-BFGS iterations of the label's linear probe (factor probes are closed-form)
     token_images: int = 256  # images used for the token metrics
     save_embeddings: bool = True
     monitor_every_n_steps: int = 50

@@ -81,7 +81,9 @@ def layer_metrics(
         out["linear_acc"] = linear_probe(z, labels, seed=seed, steps=probe_steps)["accuracy"]
         out["knn_acc"] = knn_accuracy(z, labels, k=knn_k, seed=seed)
     if factors is not None and specs:
-        for name, result in factor_decodability(z, factors, specs, seed=seed, steps=probe_steps).items():
+        # Factor and coherence probes use the closed-form ridge classifier: converged at a fixed cost
+        # (tens of probes per layer); the label probe is the usual logistic regression.
+        for name, result in factor_decodability(z, factors, specs, seed=seed, solver="ridge").items():
             out[f"factor/{name}"] = float(result["score"])
         names = [f.name for f in specs]
         for pair in coherence_pairs:
@@ -95,7 +97,7 @@ def layer_metrics(
             else:
                 ctx = factors[:, names.index(context)].long()
             kind = specs[names.index(target)].kind
-            result = coherence(z, factors[:, names.index(target)], ctx, kind=kind, seed=seed)
+            result = coherence(z, factors[:, names.index(target)], ctx, kind=kind, seed=seed, solver="ridge")
             out[f"coherence/{target}|{context}/cosine"] = float(result["cosine"])
             out[f"coherence/{target}|{context}/accuracy"] = float(result["accuracy"])
     return out

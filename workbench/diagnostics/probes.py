@@ -142,7 +142,7 @@ def _ridge(x: torch.Tensor, t: torch.Tensor, ridge: float) -> tuple[torch.Tensor
     """
     n, d = x.shape
     xm = x.mean(0)
-    tm = t.mean()
+    tm = t.mean(0)  # a vector target, or one column per output (one-hot classes)
     xc = x - xm
     a = xc.T @ xc + (ridge * n) * torch.eye(d, dtype=x.dtype, device=x.device)
     w = torch.linalg.solve(a, xc.T @ (t - tm))
@@ -181,8 +181,19 @@ def train_test_split_indices(n: int, test_fraction: float = 0.3, seed: int = 0) 
     return perm[n_test:], perm[:n_test]
 
 
+def _ridge_classifier(xs: torch.Tensor, y_idx: torch.Tensor, num_classes: int, ridge: float
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form ridge regression onto one-hot targets (a least-squares linear classifier):
+    exact, deterministic and a single D x D solve. Returns (W: C x D, b: C) in ``xs``'s dtype."""
+    sdev = _solve_device(xs.device)
+    targets = F.one_hot(y_idx, num_classes).to(sdev, torch.float64)
+    w, b = _ridge(xs.to(sdev, torch.float64), targets, ridge)
+    return w.T.to(xs.device, xs.dtype), b.to(xs.device, xs.dtype)
+
+
 def linear_probe(z: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.3, seed: int = 0,
-                 weight_decay: float = 1e-4, steps: int = 200, max_train: int = 10000) -> dict[str, float]:
+                 weight_decay: float = 1e-4, steps: int = 200, max_train: int = 10000,
+                 solver: str = "lbfgs", ridge: float = 1e-3) -> dict[str, float]:
     """Linear-probe accuracy of labels ``y`` (N integer codes) from embeddings ``z`` (N x D).
 
     The standard linear evaluation: how much of the label is *linearly* readable from the layer.
@@ -190,6 +201,10 @@ def linear_probe(z: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.3, s
     regression with L2 penalty ``weight_decay / 2 * ||W||^2`` on the mean cross-entropy (the
     equivalent of scikit-learn's ``C = 1 / (weight_decay * n_train)``) is trained by full-batch
     L-BFGS (``max_iter=steps``, strong-Wolfe line search) on at most ``max_train`` training samples.
+
+    ``solver="ridge"`` replaces the logistic regression by the closed-form ridge classifier
+    (least squares onto one-hot targets, penalty ``ridge * n``): a converged answer at a fixed,
+    small cost, where L-BFGS with a small ``steps`` budget can stop short of the optimum.
 
     Returns ``{"accuracy": test accuracy, "chance": frequency of the most common class in the test
     split}`` -- report both: accuracy only means something against chance.
@@ -208,10 +223,19 @@ def linear_probe(z: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.3, s
             return {"accuracy": 1.0, "chance": chance}
         mean, std = _standardiser(x[train_idx])
         xs = (x - mean) / std
-        w, b = _fit_softmax(xs[train_idx], y_idx[train_idx], num_classes, weight_decay, steps)
+        w, b = _fit_linear(xs[train_idx], y_idx[train_idx], num_classes, solver, weight_decay, steps, ridge)
         pred = (xs[test_idx] @ w.T + b).argmax(1)
         accuracy = float((pred == y_test).float().mean())
     return {"accuracy": accuracy, "chance": chance}
+
+
+def _fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, solver: str, weight_decay: float, steps: int,
+                ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
+    if solver == "lbfgs":
+        return _fit_softmax(x, y, num_classes, weight_decay, steps)
+    if solver == "ridge":
+        return _ridge_classifier(x, y, num_classes, ridge)
+    raise ValueError(f"solver must be 'lbfgs' or 'ridge', got {solver!r}")
 
 
 def knn_accuracy(z: torch.Tensor, y: torch.Tensor, k: int = 20, temperature: float = 0.07,
@@ -316,7 +340,7 @@ def factor_decodability(z: torch.Tensor, factors: torch.Tensor, specs: Sequence[
 def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind: str = "categorical",
               min_per_context: int = 20, seed: int = 0, *, test_fraction: float = 0.3,
               weight_decay: float = 1e-4, steps: int = 200, ridge: float = 1e-3,
-              max_train: int = 10000) -> dict[str, float]:
+              max_train: int = 10000, solver: str = "lbfgs") -> dict[str, float]:
     """Coherence (or fracture) of a concept across contexts: do per-context probes agree?
 
     The essays' "coherence and reuse" made measurable (DESIGN.md, "Diagnostics"). The samples are
@@ -330,7 +354,8 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
     * ``kind="categorical"``: one-vs-rest is ambiguous with many classes (which class's direction
       should be compared?), so the target is made binary -- its most frequent class over *all*
       samples vs the rest, the same binary concept in every context -- and the probe is the L2
-      logistic regression of :func:`linear_probe` (direction = positive-class logit weights).
+      logistic regression of :func:`linear_probe` (direction = positive-class logit weights; with
+      ``solver="ridge"``, the difference of the closed-form ridge classifier's two columns).
       ``accuracy`` is held-out accuracy (for a binary target, chance is the majority fraction).
     * ``kind="continuous"``: the closed-form ridge of :func:`linear_regression_r2`;
       ``accuracy`` is the held-out R^2.
@@ -378,7 +403,7 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
                 y_train = tc[train_idx]
                 if int(y_train.min()) == int(y_train.max()):
                     continue
-                w, b = _fit_softmax(xs[train_idx], y_train, 2, weight_decay, steps)
+                w, b = _fit_linear(xs[train_idx], y_train, 2, solver, weight_decay, steps, ridge)
                 pred = (xs[test_idx] @ w.T + b).argmax(1)
                 score = float((pred == tc[test_idx]).float().mean())
                 direction = (w[1] - w[0]) / std
