@@ -28,7 +28,7 @@ def test_every_layer_pool_and_metric_is_there_for_every_diagnostic_epoch(runs):
         keys = {(layer, pool, metric) for _, layer, pool, metric in pooled[["layer", "pool", "metric"]].itertuples()}
         metrics = {m for _, _, m in keys}
         for required in ("rankme", "effective_rank", "participation_ratio", "alpha", "alpha_r2", "std_l2",
-                         "uniformity", "sigreg", "linear_acc", "knn_acc", "invariance", "factor/shape",
+                         "uniformity", "sigreg", "linear_acc", "knn_acc", "invariance", "alignment", "lidar", "factor/shape",
                          "factor/count", "factor/pos_x", "coherence/shape|color/cosine"):
             assert required in metrics, required
         expected = {(layer, pool, m) for layer in range(3) for pool in ("cls", "mean") for m in metrics

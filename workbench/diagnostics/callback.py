@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from ..atomic import atomic_open
 from ..config import DiagnosticsConfig
 from ..data.base import Factor, ImageSet
-from .geometry import invariance_score, residual_ratio, token_cosine, uniformity
+from .geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
 from .probes import coherence, factor_decodability, knn_accuracy, linear_probe, region_context
 from .similarity import cka_matrix
 from .spectral import (
@@ -139,7 +139,10 @@ class DiagnosticsCallback(Callback):
         for (layer, pool), z in pooled.items():
             metrics = layer_metrics(z, probe.labels, probe.factors, specs, c.coherence, c.knn_k, c.probe_steps, self.seed)
             if views is not None:
-                metrics["invariance"] = float(invariance_score(views[0][(layer, pool)], views[1][(layer, pool)]))
+                a, b = views[0][(layer, pool)], views[1][(layer, pool)]
+                metrics["invariance"] = float(invariance_score(a, b))
+                metrics["alignment"] = float(alignment(a, b))
+                metrics["lidar"] = float(lidar(torch.stack([a, b], dim=1)))  # q = 2 augmentations
             rows += [{"epoch": epoch, "layer": layer, "pool": pool, "metric": k, "value": v} for k, v in metrics.items()]
         for layer, t in tokens.items():
             rows.append({"epoch": epoch, "layer": layer, "pool": "tokens", "metric": "token_cosine",
