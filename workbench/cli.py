@@ -14,6 +14,14 @@ def _fit(args: argparse.Namespace) -> int:
     from .train import fit
 
     overrides = list(args.set or [])
+    if args.resume:
+        if args.preset or args.config or args.runs_dir:
+            from .errors import ConfigError
+
+            raise ConfigError("--resume", args.resume, "a run directory alone (no --preset, --config or --runs-dir: "
+                                                       "the run's config.yaml is the config)")
+        print(fit(resume=args.resume, overrides=overrides).path)
+        return 0
     if args.runs_dir:
         overrides.append(f"runs_dir={args.runs_dir}")
     if args.config:
@@ -61,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a config.yaml to start from (e.g. a previous run's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. model.depth=8 (repeatable)")
     p.add_argument("--runs-dir", help="where run directories go (default: runs)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its checkpoints/last.ckpt "
+                   "(only --set trainer.max_epochs / trainer.max_steps are allowed)")
     p.set_defaults(func=_fit)
 
     p = sub.add_parser("runs", help="list run directories")

@@ -67,6 +67,7 @@ __all__ = [
     "Warmup",
     "WarmupCosine",
     "build_schedule",
+    "check_range",
     "is_schedule_spec",
     "schedule_fields",
     "warmup_cosine",
@@ -572,3 +573,23 @@ def schedule_fields(params: Mapping[str, Any], prefix: str) -> dict[str, Schedul
     return {
         name: build_schedule(value, f"{prefix}.{name}") for name, value in params.items() if is_schedule_spec(value)
     }
+
+
+def check_range(spec: Any, field: str, ok: Any, allowed: str) -> Schedule:
+    """Build ``spec`` (a number or a schedule spec) and check every value it names with ``ok``.
+
+    A number is checked itself; a schedule on the values it moves between (``start`` and ``end``,
+    a step schedule's ``values``), each reported under its own key (``<field>.end``). Raises
+    :class:`~workbench.errors.ConfigError` naming the field, the value and ``allowed``.
+    """
+    schedule = build_schedule(spec, field)
+    if isinstance(schedule, Constant):
+        named = [(field, schedule.value(0, 1))]
+    elif isinstance(schedule, Step):
+        named = [(f"{field}.values[{i}]", v) for i, v in enumerate(schedule.values)]
+    else:
+        named = [(f"{field}.start", schedule.start), (f"{field}.end", schedule.end)]  # type: ignore[attr-defined]
+    for where, value in named:
+        if not ok(value):
+            raise ConfigError(where, value, allowed)
+    return schedule

@@ -11,12 +11,13 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger
 
 from .checkpointing import LastCheckpoint
-from .config import RunConfig
+from .config import RunConfig, parse_override
+from .csv_logger import AtomicCSVLogger, keep_rows_before
 from .data.datamodule import TensorDataModule
-from .diagnostics.callback import DiagnosticsCallback
+from .diagnostics.callback import DiagnosticsCallback, keep_epochs_until
+from .errors import ConfigError
 from .module import WorkbenchModule
 from .presets import make_config
 from .runs import Run, create_run_dir, write_config, write_summary
@@ -44,6 +45,9 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
 
 
+RESUMABLE = ("trainer.max_epochs", "trainer.max_steps")
+
+
 def fit(
     config: RunConfig | dict | None = None,
     *,
@@ -51,6 +55,7 @@ def fit(
     overrides: "list[str] | dict[str, Any] | None" = None,
     callbacks: Sequence[Callback] = (),
     cache_dir: str | Path | None = "data",
+    resume: str | Path | None = None,
 ) -> Run:
     """Train one run and return its :class:`Run` handle.
 
@@ -58,8 +63,23 @@ def fit(
     the preset; ``fit(config)`` takes a full config (a :class:`RunConfig` or a dict) and still
     applies ``overrides``. The config is validated, the data loaded and the model built before the
     run directory is created, so an invalid config or missing data leaves nothing behind.
+
+    ``fit(resume="runs/<name>")`` continues a stopped run in its own directory, from its
+    ``checkpoints/last.ckpt`` and with its ``config.yaml``; ``overrides`` may only change
+    ``trainer.max_epochs`` and ``trainer.max_steps``. Rows of ``metrics.csv`` and
+    ``diagnostics.csv`` logged after the checkpoint are dropped, and the resumed epochs are appended.
+    On CPU a run stopped at any point and resumed (from the end of its last complete epoch) writes
+    the metrics of an uninterrupted run with the same config (the learning-rate and weight schedules
+    follow ``trainer.max_epochs``, so a run extended with a larger ``max_epochs`` is not the same as
+    one started with it).
     """
-    if config is None:
+    checkpoint_path = None
+    if resume is not None:
+        if config is not None or preset is not None:
+            raise ConfigError("resume", str(resume), "a run directory alone: the run's config.yaml is the config "
+                                                     "(do not pass a config or a preset)")
+        run_dir, config, checkpoint_path = _resume_target(Path(resume), overrides)
+    elif config is None:
         config = make_config(preset or "supervised", overrides)
     else:
         base = RunConfig.from_dict(config) if isinstance(config, dict) else config
@@ -70,8 +90,14 @@ def fit(
     L.seed_everything(config.seed, verbose=False)
     module = WorkbenchModule(config, datamodule.info)
 
-    run_dir = create_run_dir(config)
-    config.name = run_dir.name
+    if checkpoint_path is None:
+        run_dir = create_run_dir(config)
+        config.name = run_dir.name
+    else:
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+        keep_rows_before(run_dir / "metrics.csv", int(state["epoch"]), int(state["global_step"]))
+        keep_epochs_until(run_dir / "diagnostics.csv", int(state["epoch"]) + 1)
+        del state
     write_config(run_dir, config)
     write_summary(run_dir, {"status": "running", "name": config.name})
 
@@ -82,7 +108,7 @@ def fit(
         max_epochs=t.max_epochs, max_steps=t.max_steps, limit_train_batches=t.limit_train_batches,
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=resolve_precision(config),
-        logger=CSVLogger(save_dir=config.runs_dir, name=config.name, version=""),
+        logger=AtomicCSVLogger(save_dir=run_dir.parent, name=run_dir.name, version=""),
         callbacks=[checkpoint, *([diagnostics] if diagnostics else []), *callbacks], default_root_dir=run_dir, enable_checkpointing=False,
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         enable_progress_bar=t.enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
@@ -90,7 +116,7 @@ def fit(
     )
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
         trainer.test(module, datamodule=datamodule, verbose=False)
     except BaseException as exc:
         if trainer.is_global_zero:
@@ -106,6 +132,22 @@ def fit(
             "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "diagnostics_s": round(diagnostics.seconds, 2) if diagnostics else 0.0,
             "device": str(trainer.strategy.root_device), "precision": str(trainer.precision),
-            "headline": headline,
+            "headline": headline, **({"resumed": True} if checkpoint_path is not None else {}),
         })
     return Run(run_dir)
+
+
+def _resume_target(run_dir: Path, overrides: "list[str] | dict[str, Any] | None") -> tuple[Path, RunConfig, Path]:
+    """The run directory, its config (with the allowed overrides, validated) and its checkpoint."""
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    if not (run_dir / "config.yaml").is_file() or not checkpoint.is_file():
+        raise ConfigError("resume", str(run_dir), "a run directory holding config.yaml and checkpoints/last.ckpt")
+    items = list(overrides.items()) if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    for key, value in items:
+        if key not in RESUMABLE:
+            raise ConfigError(key, value, f"not changeable when resuming; only {', '.join(RESUMABLE)} may be overridden")
+    config = RunConfig.from_yaml(run_dir / "config.yaml").with_overrides(dict(items))
+    config.name = ""  # the name is taken (by this run): skip the "unused name" check
+    config.validate()
+    config.name = run_dir.name
+    return run_dir, config, checkpoint

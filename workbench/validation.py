@@ -105,7 +105,7 @@ def validate_config(config: RunConfig) -> None:
 def _validate_objectives(config: RunConfig) -> None:
     from .data.registry import image_shape
     from .objectives import BuildContext, objective_class, resolve_layers
-    from .schedules import build_schedule
+    from .schedules import check_range
 
     active = config.active_objectives()
     _check(bool(active), "objectives", list(config.objectives),
@@ -115,12 +115,13 @@ def _validate_objectives(config: RunConfig) -> None:
         _check(bool(RUN_NAME.match(name)) and "/" not in name, prefix, name, "a name of letters, digits, _ . -")
         cls = objective_class(name, obj)
         if isinstance(obj.weight, dict):
-            build_schedule(obj.weight, f"{prefix}.weight")
+            check_range(obj.weight, f"{prefix}.weight", lambda w: w >= 0, "a schedule between finite numbers >= 0")
         else:
             _check(_number(obj.weight) and obj.weight >= 0, f"{prefix}.weight", obj.weight, "a finite number >= 0")
         resolve_layers(obj.layers, config.model.depth, f"{prefix}.layers")
         cls.check_params(name, obj.params)
-    build_schedule(config.teacher.momentum, "teacher.momentum")
+    check_range(config.teacher.momentum, "teacher.momentum", lambda m: 0.0 <= m <= 1.0,
+                "an EMA momentum in [0, 1] (1 freezes the teacher), or a schedule between such values")
     v = config.views
     _check(v.global_crops >= 2, "views.global_crops", v.global_crops, "an integer >= 2 (objectives compare two views)")
     _check(v.local_crops >= 0, "views.local_crops", v.local_crops, "an integer >= 0")

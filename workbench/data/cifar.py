@@ -90,7 +90,8 @@ def load_pickle(path: Path) -> Any:
     except FileNotFoundError as e:
         raise DataError(f"{path} does not exist") from e
     except Exception as e:  # unpickling a damaged file can fail in many ways
-        raise DataError(f"{path} is corrupt or truncated: {type(e).__name__}: {e}") from e
+        raise DataError(f"{path} is corrupt or truncated ({type(e).__name__}: {e}); delete it and obtain the "
+                        "file again") from e
 
 
 def _field(batch: Any, key: bytes, path: Path) -> Any:

@@ -542,7 +542,9 @@ def _write_cache(
     try:
         with atomic_open(path, "wb") as fh:
             torch.save({"images": images, "factors": factors, "key": p.key()}, fh)
-    except OSError as exc:  # caching is an optimisation: the generated data is still valid
+    # Caching is an optimisation: the generated data is still valid. torch.save reports a failed
+    # write (a full disk) as a RuntimeError from its zip writer, not as the OSError underneath.
+    except (OSError, RuntimeError) as exc:
         warnings.warn(
             f"could not write the shapes cache {path} ({exc}); continuing without it", stacklevel=3
         )

@@ -111,6 +111,15 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         table.to_csv(f, index=False)
 
 
+def keep_epochs_until(path: Path, epoch: int) -> None:
+    """Drop the rows of a diagnostics.csv after ``epoch`` (a resumed run computes them again)."""
+    if path.is_file():
+        table = pd.read_csv(path)
+        if (table["epoch"] > epoch).any():
+            with atomic_open(path, "w") as f:
+                table[table["epoch"] <= epoch].to_csv(f, index=False)
+
+
 class DiagnosticsCallback(Callback):
     """Diagnostics of the probe set before training, every ``every_n_epochs`` and at the end.
 
@@ -196,7 +205,9 @@ class DiagnosticsCallback(Callback):
     # ---- when ---------------------------------------------------------------------------------
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch == 0 and trainer.global_step == 0:  # not again after a resume
+        # Not again after a resume: Lightning restores the loops (global_step) only after this hook,
+        # so a resumed run is recognised by the checkpoint it was started from.
+        if trainer.ckpt_path is None and trainer.current_epoch == 0 and trainer.global_step == 0:
             self.run(trainer, pl_module, 0)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
-from ..schedules import schedule_fields
+from ..schedules import check_range, schedule_fields
 from ..vit import ViTOutput
 
 
@@ -127,6 +127,12 @@ def resolve_layers(spec: str | list[int], depth: int, field_name: str = "layers"
     if len(set(layers)) != len(layers):
         raise ConfigError(field_name, spec, "distinct layer indices")
     return sorted(layers)
+
+
+def check_mask_ratio(name: str, spec: Any) -> None:
+    """A mask ratio (or a schedule of one) must stay in [0, 1): at least one patch stays visible."""
+    check_range(spec, f"objectives.{name}.params.mask_ratio", lambda r: 0.0 <= r < 1.0,
+                "a fraction of the patches to hide in [0, 1) (0 hides none; 1 would hide them all)")
 
 
 class Objective(nn.Module):

@@ -11,7 +11,7 @@ from torch import nn
 from ..config import ObjectiveConfig
 from ..losses import patchify, pixel_targets
 from ..views import random_patch_mask
-from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs
+from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
 from .heads import MaskedPredictor, default_hidden, gather_tokens, mlp
 
 
@@ -64,6 +64,7 @@ class PixelLadderObjective(Objective):
         p = self.params
         self.check_choice("target", ("pyramid", "blur"))
         self.check_choice("direction", ("fine_to_coarse", "coarse_to_fine"))
+        check_mask_ratio(name, p["mask_ratio"])
         pixels = context.patch_size**2 * context.channels
         self.decoders = nn.ModuleDict({
             str(layer): MaskedPredictor(context.width, pixels, context.grid, p["decoder_width"], p["decoder_depth"])
