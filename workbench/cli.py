@@ -55,6 +55,12 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.memory:
+        from .bench_memory import measure
+
+        for n in args.memory:
+            print(measure(n=n, depth=12))
+        return 0
     from .bench import main
 
     return main()
@@ -80,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the named recipes")
     p.set_defaults(func=_presets)
 
-    p = sub.add_parser("bench", help="measure this machine: data generation, ... (a markdown table)")
+    p = sub.add_parser("bench", help="measure this machine: data generation, diagnostics cost (a markdown table)")
+    p.add_argument("--memory", type=int, nargs="+", metavar="N",
+                   help="instead: peak memory of one diagnostics pass over N probe images, depth-12 ViT")
     p.set_defaults(func=_bench)
     return parser
 

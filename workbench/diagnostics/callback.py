@@ -170,23 +170,25 @@ class DiagnosticsCallback(Callback):
         self.seconds += time.perf_counter() - start
 
     @torch.no_grad()
-    def _two_views(self, module: L.LightningModule, images: torch.Tensor):
-        """Pooled embeddings of two augmented views of every probe image (fixed generator)."""
+    def _two_views(self, module: L.LightningModule, images: torch.Tensor, chunk: int = 1024):
+        """Pooled embeddings of two augmented views of every probe image (fixed generator), made
+        in chunks so that augmentation buffers stay bounded whatever the probe size."""
         if not hasattr(module, "make_views"):
             return None
-        generator = torch.Generator(device=images.device).manual_seed(self.seed + 12345)
-        x = images.float() / 255.0
         from ..views import AugmentSpec, multi_crop
 
+        generator = torch.Generator(device=images.device).manual_seed(self.seed + 12345)
         v = module.config.views
         spec = AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
-        out = []
-        for _ in range(2):
-            (crop,), _ = multi_crop(x, generator, global_crops=1, global_size=x.shape[-1], global_scale=tuple(v.global_scale),
-                                    local_crops=0, global_specs=[spec])
-            pooled, _ = layer_embeddings(module, (crop * 255).round().to(torch.uint8), self.config.pools)
-            out.append(pooled)
-        return out
+        parts: list[list[dict]] = [[], []]
+        for start in range(0, images.shape[0], chunk):
+            x = images[start : start + chunk].float() / 255.0
+            for view in range(2):
+                (crop,), _ = multi_crop(x, generator, global_crops=1, global_size=x.shape[-1],
+                                        global_scale=tuple(v.global_scale), local_crops=0, global_specs=[spec])
+                pooled, _ = layer_embeddings(module, (crop * 255).round().to(torch.uint8), self.config.pools)
+                parts[view].append(pooled)
+        return [{key: torch.cat([p[key] for p in view_parts]) for key in view_parts[0]} for view_parts in parts]
 
     def _save_embeddings(self, epoch: int, pooled: dict, probe: ImageSet) -> None:
         arrays: dict[str, np.ndarray] = {}
