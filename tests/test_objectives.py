@@ -136,3 +136,16 @@ def test_adaptive_mask_ratio_rises_only_while_the_loss_stays_below_target(target
     assert ratio[-1] == pytest.approx(expected_end if target == 0.0 else 0.6)
     state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)["schedules"]
     assert state["objectives.mae.params.mask_ratio"]["value"] == pytest.approx(expected_end)
+
+
+def test_coarser_targets_keep_constant_images_and_fit_small_images():
+    from workbench.objectives.reconstruction import coarsen
+
+    flat = torch.full((2, 3, 32, 32), 0.3)
+    for kind in ("pyramid", "blur"):
+        torch.testing.assert_close(coarsen(flat, 4.0, kind), flat)
+    # an 8 x 8 image with the coarsest blur (sigma 4): the kernel is capped to the image
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = coarsen(x, 8.0, "blur")
+    assert y.shape == x.shape and y.std() < x.std()
+    torch.testing.assert_close(coarsen(x, 1.0, "blur"), x)  # factor 1 is the image itself

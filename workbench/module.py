@@ -136,11 +136,14 @@ class WorkbenchModule(L.LightningModule):
         masked forward per objective that asks for one, one teacher forward per teacher view.
         """
         step = self.global_step if stage == "train" else index
+        every = self.config.diagnostics.monitor_every_n_steps
+        monitor = stage != "train" or (every > 0 and self.global_step % every == 0)
         sample_generator = self.generator(stage, step, rank=self.global_rank)
         views = self.make_views(batch, sample_generator)
         inputs = StepInputs(batch=batch, views=views, student={}, step=self.global_step,
                             total_steps=self.total_steps, epoch=self.current_epoch,
-                            generator=self.generator(stage, step), sample_generator=sample_generator)
+                            generator=self.generator(stage, step), sample_generator=sample_generator,
+                            monitor=monitor)
         for view in self.student_views:
             if view in views:
                 inputs.student[view] = self.backbone(views[view])
@@ -162,8 +165,7 @@ class WorkbenchModule(L.LightningModule):
                 values[f"{name}/{term}"] = value
             for metric, value in out.metrics.items():
                 metrics[f"{name}/{metric}"] = value
-        every = self.config.diagnostics.monitor_every_n_steps
-        if stage == "train" and every > 0 and self.global_step % every == 0:
+        if stage == "train" and monitor:
             # Cheap collapse monitors on the training batch, from an output already computed.
             first = next(iter(inputs.student.values()))
             z = first.pooled(first.depth, self.backbone.pool).detach().float()

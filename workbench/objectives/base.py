@@ -92,6 +92,7 @@ class StepInputs:
     epoch: int = 0
     generator: torch.Generator | None = None  # identical on every rank (e.g. SIGReg's directions)
     sample_generator: torch.Generator | None = None  # this rank's per-sample randomness (crops, masks)
+    monitor: bool = True  # compute monitoring metrics (an SVD, ...) this step; False between intervals
 
     def chunks(self, view: str) -> int:
         """How many copies of the batch a view holds (global / local crops are concatenated)."""

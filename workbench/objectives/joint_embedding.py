@@ -58,7 +58,8 @@ class JointEmbeddingObjective(Objective):
     def forward(self, inputs: StepInputs) -> ObjectiveOutput:
         z = self.embeddings(inputs)
         terms = self.loss(z, inputs)
-        return ObjectiveOutput(terms, {"rankme": rankme(self.monitored(z[0]).detach())})
+        metrics = {"rankme": rankme(self.monitored(z[0]).detach())} if inputs.monitor else {}
+        return ObjectiveOutput(terms, metrics)
 
     def monitored(self, z: torch.Tensor) -> torch.Tensor:
         return z.float()

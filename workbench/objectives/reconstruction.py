@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import ObjectiveConfig
 from ..losses import patchify, pixel_targets
-from ..views import random_patch_mask
+from ..views import gaussian_blur, random_patch_mask
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
 from .heads import MaskedPredictor, default_hidden, gather_tokens, mlp
 
@@ -25,14 +25,9 @@ def coarsen(images: torch.Tensor, factor: float, kind: str) -> torch.Tensor:
         small = F.interpolate(images, size=(max(1, round(h / factor)), max(1, round(w / factor))), mode="area")
         return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
     sigma = factor / 2.0
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    radius = min(math.ceil(3 * sigma), min(h, w) - 1)  # reflect padding needs radius < side
+    generator = torch.Generator(device=images.device)  # p = 1 and one sigma: nothing random is used
+    return gaussian_blur(images, p=1.0, sigma=(sigma, sigma), kernel_size=2 * radius + 1, generator=generator)
 
 
 class PixelLadderObjective(Objective):
