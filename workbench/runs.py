@@ -69,6 +69,31 @@ class Run:
         with np.load(self.path / "embeddings" / f"epoch={epoch:03d}.npz") as data:
             return {k: data[k] for k in data.files}
 
+    def probe(self) -> dict:
+        """The probe set the diagnostics embed: ``images`` (uint8 N x C x H x W), ``labels``,
+        ``factors`` (N x F) when the data has them, ``classes`` (names) and ``factor_specs``
+        (:class:`~workbench.data.base.Factor` list). Row i is row i of every saved embedding."""
+        import numpy as np
+
+        from .data.base import Factor
+
+        directory = self.path / "embeddings"
+        if not (directory / "probe.npz").is_file():
+            raise FileNotFoundError(f"{directory / 'probe.npz'} does not exist: the run saved no probe set "
+                                    "(diagnostics.save_embeddings was false, or the run predates it)")
+        with np.load(directory / "probe.npz") as data:
+            out: dict = {k: data[k] for k in data.files}
+        meta = json.loads((directory / "probe.json").read_text())
+        out["classes"] = meta["classes"]
+        out["factor_specs"] = [Factor(f["name"], f["kind"], f["level"], f["description"], tuple(f["values"]),
+                                      None if f["range"] is None else tuple(f["range"])) for f in meta["factors"]]
+        return out
+
+    def embedding_epochs(self) -> list[int]:
+        """The epochs with saved embeddings, in order."""
+        directory = self.path / "embeddings"
+        return sorted(int(p.stem.split("=")[1]) for p in directory.glob("epoch=*.npz")) if directory.is_dir() else []
+
     @property
     def checkpoint(self) -> Path:
         return self.path / "checkpoints" / "last.ckpt"

@@ -9,6 +9,7 @@ training: :func:`layer_embeddings` and :func:`layer_metrics` are what a notebook
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -120,6 +121,24 @@ def keep_epochs_until(path: Path, epoch: int) -> None:
                 table[table["epoch"] <= epoch].to_csv(f, index=False)
 
 
+def save_probe(directory: Path, probe: ImageSet, classes: Sequence[str], specs: Sequence[Factor]) -> None:
+    """The probe set itself, once per run: ``probe.npz`` (uint8 images, labels, factors; row i is
+    embedding row i) and ``probe.json`` (class names and factor specifications), so figures can show
+    a point's image and factors without rebuilding the dataset."""
+    arrays = {"images": probe.images.cpu().numpy(), "ids": np.arange(len(probe))}
+    if probe.labels is not None:
+        arrays["labels"] = probe.labels.cpu().numpy()
+    if probe.factors is not None:
+        arrays["factors"] = probe.factors.cpu().numpy()
+    with atomic_open(directory / "probe.npz", "wb") as f:
+        np.savez_compressed(f, **arrays)
+    meta = {"classes": list(classes), "factors": [
+        {"name": f.name, "kind": f.kind, "level": f.level, "description": f.description,
+         "values": list(f.values), "range": None if f.range is None else list(f.range)} for f in specs]}
+    with atomic_open(directory / "probe.json", "w") as f:
+        json.dump(meta, f, indent=1)
+
+
 class DiagnosticsCallback(Callback):
     """Diagnostics of the probe set before training, every ``every_n_epochs`` and at the end.
 
@@ -167,6 +186,8 @@ class DiagnosticsCallback(Callback):
             append_rows(self.run_dir / "diagnostics.csv", rows)
             if c.save_embeddings:
                 self._save_embeddings(epoch, pooled, probe)
+                if not (self.run_dir / "embeddings" / "probe.npz").is_file():
+                    save_probe(self.run_dir / "embeddings", probe, trainer.datamodule.data.classes, specs)
         self.seconds += time.perf_counter() - start
 
     @torch.no_grad()
