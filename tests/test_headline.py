@@ -1,0 +1,26 @@
+import json
+import math
+
+import pytest
+
+from workbench import headline
+
+
+def test_record_merges_and_round_trips(tmp_path):
+    path = headline.record("01_demo", {"rankme/toy": 1.25, "acc": 0.5}, runs_dir=tmp_path, show=False)
+    assert path == tmp_path / "01_demo" / "headline.json"
+    headline.record("01_demo", {"acc": 0.75, "n": 3}, runs_dir=tmp_path, show=False)
+    assert json.loads(path.read_text()) == {"rankme/toy": 1.25, "acc": 0.75, "n": 3.0}
+    assert headline.load("01_demo", tmp_path) == {"rankme/toy": 1.25, "acc": 0.75, "n": 3.0}
+
+
+def test_non_finite_is_kept_and_non_number_rejected(tmp_path):
+    headline.record("nb", {"x": float("nan")}, runs_dir=tmp_path, show=False)
+    assert math.isnan(headline.load("nb", tmp_path)["x"])
+    with pytest.raises(TypeError, match="'y'"):
+        headline.record("nb", {"y": "high"}, runs_dir=tmp_path, show=False)
+    assert set(headline.load("nb", tmp_path)) == {"x"}
+
+
+def test_missing_is_empty(tmp_path):
+    assert headline.load("never", tmp_path) == {}
