@@ -1,111 +1,11 @@
 """Static plotly figures: they need no kernel and survive export to HTML.
 
-Call :func:`use_notebook_renderer` once in a notebook so figures are embedded as HTML with
-plotly.js inline; the default ``plotly_mimetype`` renderer is dropped by ``nbconvert --to html``.
+The figures live in :mod:`workbench.figures` (one module per family); this module is the name
+notebooks use: ``wb.plots.layer_explorer(...)``, ``wb.plots.collapse_heatmaps(run)``, ...
+Call :func:`use_notebook_renderer` once in a notebook so figures are embedded as HTML with plotly.js
+inline; the default ``plotly_mimetype`` renderer is dropped by ``nbconvert --to html``.
 """
 
-from __future__ import annotations
-
-import math
-from typing import Sequence
-
-import numpy as np
-import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.subplots import make_subplots
-
-from .data.base import Factor
-from .runs import Run
-
-
-def use_notebook_renderer() -> None:
-    """Render figures in notebooks as mimetype + inline HTML (plotly.js embedded once, offline)."""
-    pio.renderers.default = "plotly_mimetype+notebook"
-
-
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    """C x H x W uint8 -> H x W x 3 uint8 (grey images repeated over three channels)."""
-    hwc = np.transpose(image, (1, 2, 0))
-    return np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
-
-
-def sample_grid(
-    images: np.ndarray | "torch.Tensor",  # noqa: F821 - any array-like N x C x H x W uint8
-    factors: np.ndarray | "torch.Tensor | None" = None,  # noqa: F821
-    factor_specs: Sequence[Factor] = (),
-    labels: Sequence[str] | None = None,
-    show: Sequence[str] | None = None,
-    cols: int = 8,
-    title: str = "Samples",
-) -> go.Figure:
-    """A grid of images titled with their factors (or labels); hovering shows every factor.
-
-    show: which factors to put in the titles, two per line (default: up to four categorical ones);
-    hover text always lists them all.
-    """
-    images = np.asarray(images)
-    n = images.shape[0]
-    rows = math.ceil(n / cols)
-    specs = list(factor_specs)
-    if show is None:
-        show = [f.name for f in specs if f.kind == "categorical"][:4]
-    by_name = {f.name: i for i, f in enumerate(specs)}
-    factors = None if factors is None else np.asarray(factors)
-
-    titles, hovers = [], []
-    for i in range(n):
-        if factors is not None and specs:
-            values = {f.name: f.format(factors[i, j]) for j, f in enumerate(specs)}
-            shown = [values[name] for name in show if name in by_name]
-            titles.append("<br>".join(" ".join(shown[i : i + 2]) for i in range(0, len(shown), 2)))
-            hovers.append("<br>".join(f"{k}: {v}" for k, v in values.items()))
-        else:
-            titles.append("" if labels is None else str(labels[i]))
-            hovers.append(titles[-1])
-
-    lines = max((t.count("<br>") + 1 for t in titles), default=1)
-    row_height = 120 + 14 * lines  # image plus its title lines, in pixels
-    height = rows * row_height + 60
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=min(0.3, (14 * lines + 6) / height) if rows > 1 else 0.0)
-    for i in range(n):
-        rgb = _to_rgb(images[i])
-        fig.add_trace(
-            go.Image(z=rgb, hovertemplate=f"{hovers[i]}<extra></extra>", name=f"#{i}"),
-            row=i // cols + 1, col=i % cols + 1,
-        )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=9)
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60 + 14 * lines, b=10))
-    return fig
-
-
-def training_curves(run: Run, smooth: int = 1) -> go.Figure:
-    """Loss terms (left) and accuracies (right) against the optimisation step.
-
-    Training values are per logged step (optionally a rolling mean over ``smooth`` points);
-    validation values are per epoch, drawn as markers at the step where the epoch ended.
-    """
-    m = run.metrics
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("losses", "accuracy"))
-    if m.empty:
-        return fig
-    columns = [c for c in m.columns if c.startswith(("train/", "val/")) and c != "train/lr"]
-    for column in sorted(columns):
-        curve = run.curve(column)
-        if curve.empty:
-            continue
-        is_acc = column.rsplit("/", 1)[-1].startswith("acc")
-        is_val = column.startswith("val/")
-        y = curve["value"] if is_val or smooth <= 1 else curve["value"].rolling(smooth, min_periods=1).mean()
-        fig.add_trace(
-            go.Scatter(x=curve["step"], y=y, name=column, mode="lines+markers" if is_val else "lines",
-                       line=dict(dash="dot") if is_val else None),
-            row=1, col=2 if is_acc else 1,
-        )
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1], row=1, col=2)
-    fig.update_layout(title=f"Training curves: {run.name}", height=380, legend=dict(font_size=10))
-    return fig
+from .figures import *  # noqa: F401,F403 - the public figure functions
+from .figures import __all__  # noqa: F401
+from .figures.samples import _to_rgb  # noqa: F401 - kept importable from its old home

@@ -1,0 +1,147 @@
+"""Curves over optimisation steps: the loss terms of every objective, their schedules, and the
+quick two-panel overview of the quickstart."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from ..errors import ConfigError
+from ..runs import Run
+from .common import FigureDataError, as_run
+
+
+def training_curves(run: Run, smooth: int = 1) -> go.Figure:
+    """Loss terms (left) and accuracies (right) against the optimisation step.
+
+    Training values are per logged step (optionally a rolling mean over ``smooth`` points);
+    validation values are per epoch, drawn as markers at the step where the epoch ended.
+    """
+    m = run.metrics
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("losses", "accuracy"))
+    if m.empty:
+        return fig
+    columns = [c for c in m.columns if c.startswith(("train/", "val/")) and c != "train/lr"]
+    for column in sorted(columns):
+        curve = run.curve(column)
+        if curve.empty:
+            continue
+        is_acc = column.rsplit("/", 1)[-1].startswith("acc")
+        is_val = column.startswith("val/")
+        y = curve["value"] if is_val or smooth <= 1 else curve["value"].rolling(smooth, min_periods=1).mean()
+        fig.add_trace(
+            go.Scatter(x=curve["step"], y=y, name=column, mode="lines+markers" if is_val else "lines",
+                       line=dict(dash="dot") if is_val else None),
+            row=1, col=2 if is_acc else 1,
+        )
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1], row=1, col=2)
+    fig.update_layout(title=f"Training curves: {run.name}", height=380, legend=dict(font_size=10))
+    return fig
+
+
+def _metrics_or_raise(run: Run):
+    m = run.metrics
+    if m.empty or "step" not in m:
+        status = run.summary.get("status", "not started")
+        raise FigureDataError(f"run {run.name} has no metrics.csv yet (status: {status}): nothing was logged")
+    return m
+
+
+def _objective_names(run: Run, columns) -> tuple[list[str], dict[str, set[str]]]:
+    """The objectives of ``run`` in config order, and for each the names of its logged schedules
+    (``weight`` and its scheduled parameters). Without a readable config the names come from the
+    ``train/<objective>/<term>`` columns, and only ``weight`` is recognised as a schedule."""
+    try:
+        config = run.config
+        names = list(config.active_objectives())
+        schedules = {n: {"weight", *config.objectives[n].params} for n in names}
+    except Exception:  # a run directory without a readable config.yaml: fall back on the columns
+        names = list(dict.fromkeys(c.split("/")[1] for c in columns if c.count("/") == 2 and c.startswith("train/")))
+        names = [n for n in names if n not in ("monitor", "teacher")]
+        schedules = {n: {"weight"} for n in names}
+    return names, schedules
+
+
+def loss_curves(run: Run | str, smooth: int = 1) -> go.Figure:
+    """Every loss term of every objective against the step: one panel per objective.
+
+    The first panel is the total that was minimised (``train/loss``, the weighted sum of all
+    terms); then one panel per objective with each of its ``train/<objective>/<term>`` columns as a
+    line (terms and the objective's logged metrics such as ``acc``); validation values, logged once
+    per epoch, are markers of the same colour at the step where the epoch ended. A last panel shows
+    the schedules that were logged: scheduled objective weights (``train/<objective>/weight``),
+    scheduled parameters (mask ratios, temperatures) and the EMA teacher's momentum.
+
+    What to look for: a term that drops to a constant while the others move (a collapsed latent
+    loss often reaches its trivial minimum fast); a term whose weight schedule switches it on late.
+
+    smooth: a rolling mean over this many logged training points (validation values and schedules are
+    never smoothed).
+    """
+    if smooth < 1:
+        raise ConfigError("smooth", smooth, "a whole number >= 1 (1: no smoothing)")
+    run = as_run(run)
+    m = _metrics_or_raise(run)
+    if "train/loss" not in m:
+        raise FigureDataError(f"run {run.name}'s metrics.csv has no train/loss column: no training step was logged "
+                              "(is trainer.log_every_n_steps larger than the number of steps?)")
+    names, schedules = _objective_names(run, m.columns)
+    panels: list[tuple[str, list[tuple[str, str | None]]]] = [("total (weighted sum)", [("train/loss", "val/loss")])]
+    schedule_columns: list[str] = []
+    for name in names:
+        terms = []
+        for column in m.columns:
+            parts = column.split("/")
+            if len(parts) != 3 or parts[:2] != ["train", name]:
+                continue
+            if parts[2] in schedules.get(name, ()):
+                schedule_columns.append(column)
+            else:
+                terms.append((column, f"val/{name}/{parts[2]}"))
+        if terms:
+            panels.append((name, terms))
+    if "train/teacher/momentum" in m:
+        schedule_columns.append("train/teacher/momentum")
+    if schedule_columns:
+        panels.append(("schedules", [(c, None) for c in schedule_columns]))
+
+    cols = 1 if len(panels) == 1 else 2
+    rows = -(-len(panels) // cols)
+    panel, gap = 260, 110  # pixels: a panel's height, and room for an axis title and a subplot title
+    plot_height = rows * panel + (rows - 1) * gap
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p[0] for p in panels],
+                        vertical_spacing=gap / plot_height if rows > 1 else 0.0, horizontal_spacing=0.1)
+    palette = qualitative.Plotly
+    for index, (title, columns) in enumerate(panels):
+        row, col = index // cols + 1, index % cols + 1
+        for k, (train_column, val_column) in enumerate(columns):
+            colour = palette[k % len(palette)]
+            label = train_column.removeprefix("train/")
+            curve = run.curve(train_column)
+            smoothed = smooth > 1 and title != "schedules"  # a schedule is exact: never smoothed
+            y = curve["value"].rolling(smooth, min_periods=1).mean() if smoothed else curve["value"]
+            fig.add_trace(go.Scatter(x=curve["step"], y=y, mode="lines", name=label, line=dict(color=colour, width=1.5),
+                                     legendgroup=title, legendgrouptitle_text=title,
+                                     hovertemplate=f"{label}<br>step %{{x}}: %{{y:.4g}}<extra></extra>"),
+                          row=row, col=col)
+            val = run.curve(val_column) if val_column and val_column in m else None
+            if val is not None and not val.empty:
+                vlabel = val_column
+                fig.add_trace(go.Scatter(x=val["step"], y=val["value"], mode="markers", name=vlabel,
+                                         marker=dict(color=colour, size=8, symbol="diamond", line=dict(width=1)),
+                                         legendgroup=title,
+                                         hovertemplate=f"{vlabel} (epoch %{{customdata}})<br>step %{{x}}: %{{y:.4g}}"
+                                                       "<extra></extra>", customdata=val["epoch"]),
+                              row=row, col=col)
+        fig.update_yaxes(title_text="value" if title == "schedules" else "loss term", row=row, col=col)
+        fig.update_xaxes(title_text="optimisation step", row=row, col=col)
+    smoothing = f", rolling mean of {smooth} points" if smooth > 1 else ""
+    fig.update_layout(
+        title=f"Loss terms per objective: {run.name}<br><sup>lines: training, per logged step{smoothing}; "
+              "diamonds: validation, per epoch</sup>",
+        height=plot_height + 110 + 70, legend=dict(font_size=10, groupclick="toggleitem"), margin=dict(t=110, b=70),
+    )
+    return fig
