@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 OUT := runs/notebooks
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup quickstart test test-fast system-data sync strip lab clean-runs
+.PHONY: setup quickstart notebooks teach test test-fast system-data system-browser sync strip lab clean-runs
 
 setup: $(STAMP)
 
@@ -27,13 +27,38 @@ system-data:
 	  else echo "FashionMNIST tests need: sudo apt-get install dataset-fashion-mnist"; fi; \
 	fi
 
+# Debian's Chromium for the browser test (Playwright drives it; no browser is ever downloaded).
+system-browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "the browser test needs: sudo apt-get install chromium"; fi; \
+	fi
+
 quickstart: $(STAMP)
 	mkdir -p $(OUT)
 	$(BIN)/papermill notebooks/00_quickstart.ipynb $(OUT)/00_quickstart.ipynb -p INTERACTIVE False --cwd notebooks
 	$(BIN)/jupyter nbconvert --to html $(OUT)/00_quickstart.ipynb --output-dir $(OUT)
 	@echo "executed notebook and HTML in $(OUT)/"
 
-test: $(STAMP) system-data
+# The whole series, headless: every notebooks/0*.ipynb executed into $(OUT) and rendered to HTML there
+# (`make notebooks SERIES=notebooks/02_latent_losses_and_collapse.ipynb` runs one). Each notebook
+# trains its runs under runs/<notebook>/ and writes its headline numbers there.
+SERIES ?= $(sort $(wildcard notebooks/0*.ipynb))
+notebooks: $(STAMP)
+	mkdir -p $(OUT)
+	@set -e; for nb in $(SERIES); do \
+	  name=$$(basename $$nb); \
+	  echo "== $$name"; \
+	  $(BIN)/papermill $$nb $(OUT)/$$name -p INTERACTIVE False --cwd notebooks; \
+	  $(BIN)/jupyter nbconvert --to html $(OUT)/$$name --output-dir $(OUT); \
+	done
+	@echo "executed notebooks and HTML in $(OUT)/"
+
+# Student copies in teach/: the cells tagged `solution` replaced by an empty exercise cell.
+teach: $(STAMP)
+	$(BIN)/python -m workbench.teach notebooks/*.ipynb --out teach
+
+test: $(STAMP) system-data system-browser
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -47,9 +72,9 @@ sync: $(STAMP)
 strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb
 
+# JupyterLab on the notebooks; it refuses to start as root unless told to (containers, CI machines).
 lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet jupyterlab
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 clean-runs:
 	rm -rf runs

@@ -19,7 +19,8 @@
 # 1. generate the embedded **`shapes`** dataset, whose images carry known ground-truth *factors*
 #    at three levels of abstraction;
 # 2. train a small Vision Transformer with one objective (the `supervised` preset);
-# 3. read the loss and accuracy curves from the **run directory** the training leaves behind.
+# 3. read the loss and accuracy curves from the **run directory** the training leaves behind;
+# 4. explore what each layer makes of held-out images with the **layer explorer**.
 #
 # Everything here is a call into the `workbench` library; the notebook holds no training logic.
 # With the default parameters it finishes in about a minute and a half on two CPU cores; on a GPU,
@@ -42,11 +43,14 @@ LR = 2e-3
 RUNS_DIR = "../runs"
 DATA_DIR = "../data"
 RUN_NAME = ""  # empty: a generated name
+EXPLORE_POINTS = 1000  # probe images the layer explorer lays out
+UMAP_EPOCHS = 200  # UMAP optimisation epochs per layer (None: umap-learn's default, slower)
 
 # %%
 import pandas as pd
 
 import workbench as wb
+from workbench import widgets
 
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
@@ -139,6 +143,27 @@ print(f"test accuracy: {headline.get('test/supervised/acc', float('nan')):.3f}")
 pd.Series(headline, name="value").to_frame()
 
 # %% [markdown]
+# ## 4 · Explore: what does each layer see?
+#
+# Before and after training, the run embedded a fixed set of held-out *probe* images at every
+# layer and saved them (`embeddings/` in the run directory). The layer explorer lays those
+# embeddings out in 2-D (UMAP), one layout per layer, each tied to the previous one so that a point
+# moves only as far as the layer moved it.
+#
+# * Drag the **layer** slider from 0 (the patch embedding, close to raw pixels) to the last block:
+#   the colours (the label) should go from mixed to separated islands.
+# * Change **colour by** to a factor such as `color` or `count`: a factor still sorted at the last
+#   layer is one the network kept; one that is mixed there was thrown away.
+# * In JupyterLab (`INTERACTIVE = True`), hover over or click a point to see its image and factors.
+#
+# UMAP keeps neighbourhoods, not distances: read which points sit together, not how far apart the
+# islands are. Notebook `05_layer_explorer` opens any run with every panel.
+
+# %%
+widgets.layer_explorer(run, interactive=INTERACTIVE, epochs=run.embedding_epochs()[-1:],
+                       max_points=EXPLORE_POINTS, n_epochs=UMAP_EPOCHS)
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Set `data.label` to `count` (`config = config.with_overrides({"data.label": "count"})`):
@@ -148,3 +173,5 @@ pd.Series(headline, name="value").to_frame()
 #    or `"fashion_mnist"` (28 x 28: `PATCH_SIZE = 4` or `7`).
 # 4. Open `metrics.csv` of your run with pandas and find the step where training accuracy first
 #    exceeds 90%.
+# 5. In the layer explorer, colour by `shape` (the label), then by `color`. At which layer do the
+#    shapes form islands, and is colour still sorted there?

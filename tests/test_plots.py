@@ -457,7 +457,11 @@ def test_explorer_slider_and_menu_work_in_a_browser_without_a_kernel(tmp_path):
             np.testing.assert_allclose(page.evaluate(state)["x"], layouts.coords[(2, 2)][:, 0], atol=1e-3)
             rail = page.locator("g.slider-container rect.slider-rail-rect").bounding_box()
             page.mouse.click(rail["x"] + 2, rail["y"] + rail["height"] / 2)  # drag to the first step: layer 0
-            page.wait_for_function("() => document.querySelector('.js-plotly-plot').layout.sliders[0].active === 0")
+            # The slider's state changes before plotly.js restyles the trace: wait for the new points.
+            page.wait_for_function(
+                "x0 => { const p = document.querySelector('.js-plotly-plot');"
+                " return p.layout.sliders[0].active === 0 && Math.abs(p._fullData[0].x[0] - x0) < 1e-3; }",
+                arg=float(layouts.coords[(2, 0)][0, 0]))
             np.testing.assert_allclose(page.evaluate(state)["x"], layouts.coords[(2, 0)][:, 0], atol=1e-3)
             header = page.locator("g.updatemenu-header").bounding_box()
             page.mouse.click(header["x"] + header["width"] / 2, header["y"] + header["height"] / 2)

@@ -13,6 +13,7 @@ from workbench.views import (
     LUMA,
     AugmentSpec,
     augment,
+    block_mask_sizes,
     block_masks,
     color_jitter,
     default_kernel_size,
@@ -355,7 +356,7 @@ def test_block_masks_paper_values_on_8x8(device):
     assert (area >= 0.12).all() and (area <= 0.2).all()  # (0.15, 0.2) up to whole patches on 8 x 8
 
     keep, target_idx = block_masks(batch, grid, make_generator(0, device), device, num_targets=targets_n)
-    kc, kt = keep.shape[1], target_idx.shape[2]
+    kc, kt = block_mask_sizes(grid, num_targets=targets_n)
     assert keep.shape == (batch, kc) and target_idx.shape == (batch, targets_n, kt)
     assert keep.dtype == target_idx.dtype == torch.long and keep.device.type == torch.device(device).type
     assert kc >= 4 and kt >= 1
@@ -364,14 +365,52 @@ def test_block_masks_paper_values_on_8x8(device):
     hidden = torch.zeros(batch, 64, dtype=torch.bool, device=device)
     hidden.scatter_(1, target_idx.flatten(1), True)
     assert not hidden.gather(1, keep).any()  # context and targets disjoint after truncation
-    # Same generator state: the truncated indices are subsets of the untruncated masks.
+    # Same generator state and thresholds: the cut indices are subsets of the uncut masks.
+    context, targets = sample_block_masks(batch, grid, make_generator(0, device), device, num_targets=targets_n,
+                                          min_keep=kc, min_target=kt)
     assert context.gather(1, keep).all() and targets.gather(2, target_idx).all()
 
 
-def test_block_masks_shared_shape_keeps_whole_rectangles():
+def test_block_masks_shared_shape_draws_one_shape_per_call():
+    context, targets = sample_block_masks(64, 8, make_generator(0), shared_shape=True)
+    areas = targets.sum(-1)
+    assert is_rectangle(targets, 8).all() and (areas == areas[0, 0]).all()  # one target shape per call
     keep, target_idx = block_masks(64, 8, make_generator(0), shared_shape=True)
-    masks = torch.zeros(64, 4, 64, dtype=torch.bool).scatter_(2, target_idx, True)
-    assert is_rectangle(masks, 8).all()  # one target size per call: nothing truncated
+    assert (keep.shape[1], target_idx.shape[2]) == block_mask_sizes(8)  # the same fixed sizes
+
+
+def test_block_mask_sizes_paper_values_on_8x8():
+    # Targets: area fractions 0.15-0.2 of 64 patches are 9.6-12.8 and aspects (h / w) 0.75-1.5; with
+    # h = round(sqrt(A * aspect)) and w = round(A / h): h = 2 needs A * aspect < 6.25 (the least is
+    # 7.2) and h = 5 needs >= 20.25 (the most is 19.2); h = 3 gives w >= round(3.2) = 3 (9 patches);
+    # h = 4 gives w = round(2.4) = 2 at A = 9.6 (sqrt(9.6 * 1.5) = 3.79 -> 4): the smallest block is 8.
+    context_keep, target_keep = block_mask_sizes(8)
+    assert target_keep == 8
+    # The context: at least min_keep, at most the fallback's guarantee (8 x 8 minus four 3 x 3 targets).
+    assert 4 <= context_keep <= 64 - 4 * 9
+    # It is the 1st percentile of the context size: about 1% of independent draws fall below it.
+    context, _ = sample_block_masks(4096, 8, make_generator(123), min_target=target_keep)
+    below = (context.sum(-1) < context_keep).float().mean().item()
+    assert below < 0.03
+    assert (context.sum(-1) < context_keep + 1).float().mean().item() >= 0.005
+    # Fixed by the parameters: a larger min_keep raises it; any spelling of a pair is one entry.
+    assert block_mask_sizes(8, min_keep=28) == (28, 8)
+    assert block_mask_sizes((8, 8), target_scale=[0.15, 0.2]) == (context_keep, target_keep)
+
+
+def test_block_masks_have_fixed_sizes_whatever_the_draw():
+    sizes = {tuple(t.shape[1:]) for seed in range(4) for batch in (1, 7, 64)
+             for t in block_masks(batch, 8, make_generator(seed))}
+    kc, kt = block_mask_sizes(8)
+    assert sizes == {(kc,), (4, kt)}
+    assert tuple(t.shape for t in block_masks(0, 8)) == ((0, kc), (0, 4, kt))
+
+
+def test_sample_block_masks_min_target_rejects_small_targets():
+    _, targets = sample_block_masks(512, 8, make_generator(0), min_target=9)
+    assert (targets.sum(-1) >= 9).all()
+    with pytest.raises(ValueError, match="min_target"):
+        sample_block_masks(4, 8, min_target=10)  # the smallest fallback target is 3 x 3
 
 
 def test_block_masks_min_keep_guarantee_uses_the_fallback():

@@ -1,8 +1,9 @@
-"""``python -m workbench fit | runs | presets | bench``."""
+"""``python -m workbench fit | runs | presets | bench | sweep``."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from .errors import WorkbenchError
@@ -63,7 +64,26 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     from .bench import main
 
-    return main()
+    return main(quick=args.quick, skip_layouts=args.skip_layouts, out=args.out, runs_dir=args.runs_dir)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import plan, slurm_script, sweep
+
+    if args.print_slurm:
+        print(slurm_script(args.preset or [], args.seeds, args.set or [], args.runs_dir, args.name or "my-sweep"), end="")
+        return 0
+    if args.dry_run:
+        root, jobs = plan(args.preset or [], args.seeds, args.set or [], args.runs_dir, args.name)
+        for job in jobs:
+            if args.only is None or job.index in args.only:
+                print(" ".join(shlex.quote(a) for a in job.command()))
+        return 0
+    runs = sweep(args.preset or [], args.seeds, args.set or [], jobs=args.jobs, runs_dir=args.runs_dir,
+                 name=args.name, only=args.only, echo=lambda line: print(line, flush=True))
+    if runs:
+        print(f"{len(runs)} runs in {runs[0].path.parent}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,11 +106,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the named recipes")
     p.set_defaults(func=_presets)
 
-    p = sub.add_parser("bench", help="measure this machine: data generation, diagnostics cost (a markdown table)")
+    p = sub.add_parser("bench", help="measure this machine against plain PyTorch and torchvision (a markdown table)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every row runs (seconds), not a measurement")
+    p.add_argument("--skip-layouts", action="store_true", help="leave out the per-layer layout timing")
+    p.add_argument("--out", metavar="PATH", help="also write the results: JSON for a .json path, else the markdown table")
+    p.add_argument("--runs-dir", default="runs/bench", help="where the benchmark's runs go (default: runs/bench)")
     p.add_argument("--memory", type=int, nargs="+", metavar="N",
                    help="instead: peak memory of one diagnostics pass over N probe images, depth-12 ViT")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("sweep", help="train presets x seeds, each run in its own process")
+    p.add_argument("--preset", action="append", metavar="NAME", help="a preset to train (repeatable)")
+    p.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 or 0-4 (default: 0)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every run (repeatable)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once on this machine (default: 1)")
+    p.add_argument("--runs-dir", default="runs", help="the sweep directory goes under it (default: runs)")
+    p.add_argument("--name", help="the sweep directory's name (default: sweep-<timestamp>; required with --only)")
+    p.add_argument("--only", type=_indices, metavar="I[,J...]",
+                   help="run only these job indices (0-based), e.g. --only $SLURM_ARRAY_TASK_ID")
+    p.add_argument("--dry-run", action="store_true", help="print each run's command instead of running it")
+    p.add_argument("--print-slurm", action="store_true", help="print a SLURM job-array script for this sweep")
+    p.set_defaults(func=_sweep)
     return parser
+
+
+def _indices(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of job indices") from None
 
 
 def main(argv: list[str] | None = None) -> int:

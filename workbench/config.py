@@ -130,6 +130,31 @@ class DiagnosticsConfig:
     every_n_epochs: 0 runs them only before training and after the last epoch.
     monitor_every_n_steps: cheap collapse monitors on training batches (0: off).
     coherence: ``target:context`` pairs of factors (``region`` as context splits by position).
+    max_samples: the probe points that the metrics whose cost grows faster than the probe set see
+    (a fixed subset, seeded by the run's seed, the same at every epoch): kNN accuracy (queries x
+    bank), uniformity (pairs), and the two augmented views with what is computed from them
+    (invariance, alignment, LiDAR). Everything else uses every probe point at a cost linear in N:
+    spectra, SIGReg, linear and factor probes (their training split capped at 10,000 points),
+    coherence, CKA (feature-space Grams, in row chunks). Up to ``max_samples`` points every value is
+    exactly what it is without the cap.
+
+    Memory bound. A pass holds one float32 N x D matrix per (layer, pool) of the N probe images --
+    ``4 * D * (2 * depth + 1)`` bytes per image, 9.6 KB at depth 12 and width 96 -- on the training
+    device, plus a part that does not grow with N: the two views of at most ``max_samples`` images,
+    one batch's activations, and metric temporaries (SIGReg projections, CKA and uniformity blocks,
+    kNN similarities), 0.5-0.9 GiB as measured at width 96 and ``max_samples=5000``. Measured with
+    ``python -m workbench bench --memory N`` (depth 12, width 96, defaults; peak resident memory of
+    the whole process, which holds 0.9-1.3 GiB before the pass: Python, torch, the model, the
+    images)::
+
+        probe images    previous pass          this pass (max_samples=5000)
+        2,000           1,962 MiB              1,643 MiB
+        10,000          6.4 GB                 2,044 MiB
+        50,000          out of memory (24 GB)  2,285 MiB
+
+    so a depth-12 pass on 50,000 probe images stays under 2.3 GiB (the embeddings, 0.45 GiB, are
+    the only part that grows with N). Under DDP, rank 0 holds the gathered embeddings; the other
+    ranks hold their share.
     """
 
     enabled: bool = True
@@ -141,6 +166,33 @@ class DiagnosticsConfig:
     save_embeddings: bool = True
     monitor_every_n_steps: int = 50
     coherence: list[str] = field(default_factory=lambda: ["shape:color", "shape:region", "color:shape"])
+    max_samples: int = 5000  # probe points seen by kNN, uniformity and the augmented views (see above)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for the first invalid field (called by ``RunConfig.validate``)."""
+
+        def need(ok: bool, name: str, allowed: str) -> None:
+            if not ok:
+                raise ConfigError(f"diagnostics.{name}", getattr(self, name), allowed)
+
+        def integer(x: object) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        need(integer(self.every_n_epochs) and self.every_n_epochs >= 0, "every_n_epochs",
+             "an integer >= 0 (0: only before training and after the last epoch)")
+        need(isinstance(self.pools, list) and len(self.pools) > 0 and set(self.pools) <= {"cls", "mean"}
+             and len(set(self.pools)) == len(self.pools), "pools", "a non-empty list of 'cls' and/or 'mean'")
+        need(integer(self.knn_k) and self.knn_k >= 1, "knn_k", "an integer >= 1")
+        need(integer(self.probe_steps) and self.probe_steps >= 1, "probe_steps", "an integer >= 1")
+        need(integer(self.token_images) and self.token_images >= 0, "token_images", "an integer >= 0")
+        need(integer(self.monitor_every_n_steps) and self.monitor_every_n_steps >= 0, "monitor_every_n_steps",
+             "an integer >= 0 (0: off)")
+        need(isinstance(self.coherence, list) and all(
+            isinstance(p, str) and p.count(":") == 1 and all(p.split(":")) for p in self.coherence),
+             "coherence", "a list of 'target:context' factor pairs, e.g. ['shape:color', 'shape:region']")
+        need(integer(self.max_samples) and self.max_samples >= 10, "max_samples",
+             "an integer >= 10 (probe points seen by kNN, uniformity and the augmented views; "
+             "5000 keeps a depth-12 pass on 50,000 probe images under the documented bound)")
 
 
 @dataclass

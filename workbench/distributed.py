@@ -25,27 +25,80 @@ The differentiable collectives below implement that convention by construction:
 A loss that is a plain local mean also satisfies the convention (for equal local batches) but
 reports a different value on each rank; the losses here reduce it to the global mean so that all
 ranks log -- and check for non-finite values -- the same number.
+
+Work done by one rank alone
+---------------------------
+Diagnostics gather the probe embeddings to rank 0 (:func:`gather_rows`), which then computes the
+metrics by itself. A metric built on these helpers (the SIGReg statistic) would otherwise launch a
+collective that the other ranks never join -- a deadlock. Inside :func:`local_only` every helper
+behaves as on a single process, so the same functions give rank 0 the statistic of the data it
+holds. :func:`launched_rank` tells a process started by a launcher for another rank apart before
+any process group exists (the run directory is created once, by rank 0).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import os
+from typing import Iterator
+
 import torch
 import torch.distributed as dist
 
+# True inside ``local_only()``: the helpers act as on a single process (a context variable, so a
+# thread running the block does not change what other threads see)
+_LOCAL_ONLY = contextvars.ContextVar("workbench_local_only", default=False)
+# rank variables a launcher sets for the processes it starts (Lightning, torchrun, SLURM)
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
+def _group_initialised() -> bool:
+    return not _LOCAL_ONLY.get() and dist.is_available() and dist.is_initialized()
+
 
 def is_distributed() -> bool:
-    """True when a process group with more than one rank is initialised."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """True when a process group with more than one rank is initialised (False inside :func:`local_only`)."""
+    return _group_initialised() and dist.get_world_size() > 1
 
 
 def world_size() -> int:
-    """Number of ranks (1 without a process group)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    """Number of ranks (1 without a process group, and inside :func:`local_only`)."""
+    return dist.get_world_size() if _group_initialised() else 1
 
 
 def rank() -> int:
-    """This process's rank (0 without a process group)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    """This process's rank (0 without a process group, and inside :func:`local_only`)."""
+    return dist.get_rank() if _group_initialised() else 0
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Within the block this process acts alone: every helper here is a no-op, as on one process.
+
+    For work that one rank does by itself while the others wait (rank 0 computing the diagnostics
+    of the gathered probe embeddings): a helper that launched a collective there would wait forever
+    for ranks that never call it. Nests; restores the previous state on exit.
+    """
+    token = _LOCAL_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY.reset(token)
+
+
+def launched_rank() -> int:
+    """The rank a launcher gave this process, from the environment, before any process group exists.
+
+    Lightning's DDP launcher re-runs the user's script for ranks 1..N-1 with ``LOCAL_RANK`` (and
+    ``NODE_RANK``) set; torchrun sets ``RANK``, SLURM ``SLURM_PROCID``. Returns the first non-zero
+    one of these (so 0 means "rank 0 or a single process"; any other value, "not rank 0").
+    """
+    for key in _RANK_VARIABLES:
+        value = os.environ.get(key, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 0
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -150,6 +203,29 @@ def global_batch_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | flo
 
 
 @torch.no_grad()
+def gather_rows(tensor: torch.Tensor, dst: int = 0) -> torch.Tensor | None:
+    """Every rank's ``tensor`` concatenated along dim 0 in rank order, on rank ``dst`` only.
+
+    All ranks must call it with tensors of the same shape and dtype (pad uneven shards and trim the
+    result: only the caller knows which rows are padding). Rank ``dst`` gets the ``W * rows`` result;
+    the other ranks get ``None`` and never hold more than their own rows. No gradient. On a single
+    process: ``tensor`` itself.
+    """
+    if not is_distributed():
+        return tensor
+    tensor = tensor.detach().contiguous()
+    parts = [torch.empty_like(tensor) for _ in range(world_size())] if rank() == dst else None
+    dist.gather(tensor, parts, dst=dst)
+    return torch.cat(parts) if parts is not None else None
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (nothing on a single process)."""
+    if is_distributed():
+        dist.barrier()
+
+
+@torch.no_grad()
 def broadcast(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
     """``tensor`` as held by rank ``src`` (in place, no gradient); unchanged on a single process."""
     if is_distributed():
@@ -159,6 +235,6 @@ def broadcast(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
 
 
 __all__ = [
-    "all_reduce_mean", "all_reduce_sum", "broadcast", "gather_sizes", "gather_with_grad",
-    "global_batch_mean", "is_distributed", "rank", "world_size",
+    "all_reduce_mean", "all_reduce_sum", "barrier", "broadcast", "gather_rows", "gather_sizes", "gather_with_grad",
+    "global_batch_mean", "is_distributed", "launched_rank", "local_only", "rank", "world_size",
 ]

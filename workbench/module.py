@@ -137,7 +137,9 @@ class WorkbenchModule(L.LightningModule):
         """
         step = self.global_step if stage == "train" else index
         every = self.config.diagnostics.monitor_every_n_steps
-        monitor = stage != "train" or (every > 0 and self.global_step % every == 0)
+        # Monitors (an SVD, which synchronises on CUDA) run on the steps whose logs are written:
+        # Lightning writes step k's logs when (k + 1) is a multiple of log_every_n_steps.
+        monitor = stage != "train" or (every > 0 and (self.global_step + 1) % every == 0)
         sample_generator = self.generator(stage, step, rank=self.global_rank)
         views = self.make_views(batch, sample_generator)
         inputs = StepInputs(batch=batch, views=views, student={}, step=self.global_step,
@@ -182,15 +184,29 @@ class WorkbenchModule(L.LightningModule):
         total, values, metrics = self.compute_losses(batch, "train")
         self._track_finite(total, values)
         self._last_values = values
-        logs = {f"train/{k}": v.detach() for k, v in {**values, **metrics}.items()}
-        logs["train/loss"] = total.detach()
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch["images"].shape[0])
-        self.log_dict(self.current_hyperparameters(), on_step=True, on_epoch=False)
+        if self.writes_logs():
+            # Only steps whose logs are written pay for self.log (Python work per key); the values
+            # stay on the device until Lightning's logger reads them at this step.
+            logs = {f"train/{k}": v.detach() for k, v in {**values, **metrics}.items()}
+            logs["train/loss"] = total.detach()
+            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch["images"].shape[0])
+            self.log_dict(self.current_hyperparameters(), on_step=True, on_epoch=False)
         return total
+
+    def writes_logs(self) -> bool:
+        """True on training steps whose logs Lightning writes: step k (0-based) when k + 1 is a
+        multiple of ``trainer.log_every_n_steps`` (Lightning's own rule, without gradient
+        accumulation), or when the trainer is stopping. Always True outside a trainer."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = trainer.log_every_n_steps
+        return every > 0 and ((self.global_step + 1) % every == 0 or trainer.should_stop)
 
     def current_hyperparameters(self) -> dict[str, float]:
         """Learning rate, EMA momentum and every scheduled weight / parameter at this step (floats
-        computed on the host: logging them costs no device synchronisation)."""
+        computed on the host; ``self.log`` copies each to the device, which is why they are logged
+        on logging steps only)."""
         step, total = self.global_step, self.total_steps
         hp = {"train/lr": self.lr_schedulers().get_last_lr()[0]}
         if self.teacher is not None:
@@ -262,10 +278,14 @@ class WorkbenchModule(L.LightningModule):
                 schedule.load_state_dict(checkpoint["schedules"][key])
 
     def check_finite(self) -> None:
-        """Raise :class:`NonFiniteLossError` naming the objective, term and step of the first NaN/inf."""
-        if self._first_bad is None or not bool((self._first_bad >= 0).any()):
+        """Raise :class:`NonFiniteLossError` naming the objective, term and step of the first NaN/inf.
+
+        Reads the per-term record from the device (one transfer): call it at logging intervals."""
+        if self._first_bad is None:
             return
         steps = self._first_bad.tolist()
+        if max(steps) < 0:
+            return
         first = min(s for s in steps if s >= 0)
         culprits = [n for n, s in zip(self._term_names, steps) if s == first and n != "loss"] or ["loss"]
         objective, _, term = culprits[0].partition("/")

@@ -35,6 +35,9 @@ PRESETS: dict[str, Preset] = {
                _objectives(dino={})),
         Preset("ijepa", "I-JEPA: predict the EMA teacher's target-block tokens from a context block.",
                _objectives(ijepa={})),
+        # LeJEPA and VICReg use their official projector shape (objective defaults): three layers,
+        # Linear-BatchNorm-ReLU, hidden 4 x width; a two-layer head without batch norm kept a short
+        # run's embedding far from spread out (tests/test_collapse_phenomenon.py).
         Preset("lejepa", "LeJEPA: SIGReg towards an isotropic Gaussian plus view invariance; no teacher.",
                _objectives(lejepa={})),
         Preset("vicreg", "VICReg: invariance, variance and covariance terms on two views.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from .config import RunConfig, parse_override
 from .csv_logger import AtomicCSVLogger, keep_rows_before
 from .data.datamodule import TensorDataModule
 from .diagnostics.callback import DiagnosticsCallback, keep_epochs_until
+from .distributed import launched_rank
 from .errors import ConfigError
 from .module import WorkbenchModule
 from .presets import make_config
@@ -46,6 +48,9 @@ def _quiet_lightning() -> None:
 
 
 RESUMABLE = ("trainer.max_epochs", "trainer.max_steps")
+# Set by rank 0 before training: Lightning's DDP launcher re-runs the script for the other ranks
+# with this environment, so they find the directory rank 0 created instead of making their own.
+RUN_DIR_ENV = "WORKBENCH_RUN_DIR"
 
 
 def fit(
@@ -72,25 +77,34 @@ def fit(
     the metrics of an uninterrupted run with the same config (the learning-rate and weight schedules
     follow ``trainer.max_epochs``, so a run extended with a larger ``max_epochs`` is not the same as
     one started with it).
+
+    Under DDP (``trainer.devices=2 trainer.strategy=ddp``) every rank runs this function; only
+    rank 0 creates and writes the run directory, and the other ranks use that one (ranks started
+    outside Lightning, by torchrun or SLURM, need an explicit ``name`` to agree on it).
     """
     checkpoint_path = None
+    secondary = launched_rank() > 0  # a process a DDP launcher started for a rank other than 0
     if resume is not None:
         if config is not None or preset is not None:
             raise ConfigError("resume", str(resume), "a run directory alone: the run's config.yaml is the config "
                                                      "(do not pass a config or a preset)")
         run_dir, config, checkpoint_path = _resume_target(Path(resume), overrides)
     elif config is None:
-        config = make_config(preset or "supervised", overrides)
+        config = make_config(preset or "supervised", overrides, validate=not secondary)
     else:
         base = RunConfig.from_dict(config) if isinstance(config, dict) else config
-        config = make_config(preset, overrides, base=base)
+        config = make_config(preset, overrides, base=base, validate=not secondary)
+    if secondary and checkpoint_path is None:
+        run_dir = _rank_zero_run_dir(config)
     _quiet_lightning()
 
     datamodule = TensorDataModule(config.data, cache_dir=cache_dir, order_seed=config.seed).prepare()
     L.seed_everything(config.seed, verbose=False)
     module = WorkbenchModule(config, datamodule.info)
 
-    if checkpoint_path is None:
+    if secondary:
+        config.name = run_dir.name  # rank 0 writes; this rank only trains
+    elif checkpoint_path is None:
         run_dir = create_run_dir(config)
         config.name = run_dir.name
     else:
@@ -98,8 +112,10 @@ def fit(
         keep_rows_before(run_dir / "metrics.csv", int(state["epoch"]), int(state["global_step"]))
         keep_epochs_until(run_dir / "diagnostics.csv", int(state["epoch"]) + 1)
         del state
-    write_config(run_dir, config)
-    write_summary(run_dir, {"status": "running", "name": config.name})
+    if not secondary:
+        write_config(run_dir, config)
+        write_summary(run_dir, {"status": "running", "name": config.name})
+        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
 
     t = config.trainer
     checkpoint = LastCheckpoint(run_dir / "checkpoints")
@@ -134,7 +150,21 @@ def fit(
             "device": str(trainer.strategy.root_device), "precision": str(trainer.precision),
             "headline": headline, **({"resumed": True} if checkpoint_path is not None else {}),
         })
-    return Run(run_dir)
+    # every rank returns rank 0's directory (a launched rank's environment can be from an earlier fit)
+    return Run(Path(trainer.strategy.broadcast(str(run_dir), src=0)))
+
+
+def _rank_zero_run_dir(config: RunConfig) -> Path:
+    """On a rank other than 0: the run directory rank 0 creates, and the config validated as rank 0
+    validated it (except that its name is already taken -- by that directory)."""
+    shared = os.environ.get(RUN_DIR_ENV)
+    if not shared and not config.name:
+        raise ConfigError("name", config.name, "an explicit run name when the ranks are started outside Lightning "
+                                               "(torchrun, SLURM), so that every rank uses the same run directory")
+    name, config.name = config.name, ""
+    config.validate()
+    config.name = name
+    return Path(shared) if shared else Path(config.runs_dir) / name
 
 
 def _resume_target(run_dir: Path, overrides: "list[str] | dict[str, Any] | None") -> tuple[Path, RunConfig, Path]:

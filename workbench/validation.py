@@ -75,6 +75,7 @@ def validate_config(config: RunConfig) -> None:
                f"true, false, or layer indices in 0..{m.depth - 1} (detach after that layer)")
 
     _validate_objectives(config)
+    config.diagnostics.check()
 
     o = config.optim
     _check(_number(o.lr) and o.lr > 0, "optim.lr", o.lr, "a number > 0")

@@ -30,6 +30,7 @@ Typical use::
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ __all__ = [
     "multi_crop",
     "random_patch_mask",
     "sample_block_masks",
+    "block_mask_sizes",
     "block_masks",
 ]
 
@@ -293,12 +295,14 @@ def _shift_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     is_g = (value == g) & ~is_r
     is_b = ~(is_r | is_g)
     hue6 = is_r * ((g - b) * inv) + is_g * ((b - r) * inv + 2.0) + is_b * ((r - g) * inv + 4.0)
-    hue6 = torch.remainder(hue6 + 6 * shift.view(-1, 1, 1).to(images.dtype), 6.0).unsqueeze(1)
-    centre = torch.tensor([3.0, 2.0, 4.0], device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    sign = torch.tensor([1.0, -1.0, -1.0], device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    t = (hue6 - centre).abs_().sub_(1.0).clamp_(0.0, 1.0)
-    base = torch.stack([low, value, value], dim=1)
-    return t.mul_(chroma.unsqueeze(1) * sign).add_(base)
+    hue6 = torch.remainder(hue6 + 6 * shift.view(-1, 1, 1).to(images.dtype), 6.0)
+
+    def ramp(centre: float) -> torch.Tensor:  # C * t_c
+        return (hue6 - centre).abs_().sub_(1.0).clamp_(0.0, 1.0).mul_(chroma)
+
+    # The centres are Python numbers: a tensor of constants made here would be a blocking
+    # host-to-device copy on every call.
+    return torch.stack([low + ramp(3.0), value - ramp(2.0), value - ramp(4.0)], dim=1)
 
 
 def _jitter_range(value, name: str, center: float, bound: float | None = None) -> tuple[float, float] | None:
@@ -595,6 +599,13 @@ def _block_shape(scale: torch.Tensor, aspect: torch.Tensor, rows: int, cols: int
     return h, w
 
 
+def _host_block_shape(scale: float, aspect: float, rows: int, cols: int) -> tuple[int, int]:
+    """:func:`_block_shape` on Python numbers (``round`` rounds half to even, as ``torch.round``)."""
+    area = scale * rows * cols
+    h = min(max(round(math.sqrt(area * aspect)), 1), rows)
+    return h, min(max(round(area / h), 1), cols)
+
+
 def _block(top, left, h, w, rows: int, cols: int) -> torch.Tensor:
     """Boolean ``... x rows*cols`` masks of the rectangles ``[top, top+h) x [left, left+w)``."""
     r = torch.arange(rows, device=top.device, dtype=top.dtype)
@@ -624,6 +635,7 @@ def sample_block_masks(
     context_aspect: tuple[float, float] = (1.0, 1.0),
     min_keep: int = 4,
     shared_shape: bool = False,
+    min_target: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """I-JEPA's multi-block masks as boolean grids, before the batch truncation of :func:`block_masks`.
 
@@ -635,14 +647,15 @@ def sample_block_masks(
     official collator) and one context block (``context_scale``, ``context_aspect``); the context is
     that block minus every target patch. ``shared_shape=True`` draws one target shape and one context
     shape for the whole call, as the official ``MaskCollator`` does per batch (then targets all have
-    the same size and :func:`block_masks` never truncates them); the default draws shapes per sample.
+    the same size); the default draws shapes per sample.
 
-    Guaranteeing ``context >= min_keep``: 10 candidate configurations are drawn per sample at once
-    and the first with at least ``min_keep`` context patches is used (the official collator retries
-    in a loop; this is the same rejection, vectorised). A sample whose 10 candidates all fail keeps
-    its first candidate's positions but shrinks every target to the smallest shape (``target_scale``
-    low end) and grows the context to the largest (``context_scale`` high end), which by the check
-    below always leaves ``min_keep`` patches. ValueError when even that cannot work.
+    Guaranteeing ``context >= min_keep`` (and every target ``>= min_target`` patches): 10 candidate
+    configurations are drawn per sample at once and the first that satisfies both is used (the
+    official collator retries in a loop; this is the same rejection, vectorised). A sample whose 10
+    candidates all fail keeps its first candidate's positions but shrinks every target to the
+    smallest shape (``target_scale`` low end) and grows the context to the largest (``context_scale``
+    high end), which by the checks below always satisfies both. ValueError when even that cannot
+    work.
     """
     rows, cols = (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
     if rows < 2 or cols < 2:
@@ -656,20 +669,22 @@ def sample_block_masks(
     target_aspect = _check_interval(target_aspect, "target_aspect")
     context_aspect = _check_interval(context_aspect, "context_aspect")
 
-    # Fallback shapes (Python numbers, so the feasibility check needs no device round trip).
-    def shape(scale, aspects):
-        h, w = _block_shape(torch.tensor(scale), torch.tensor(math.sqrt(aspects[0] * aspects[1])), rows, cols)
-        return h.item(), w.item()
-
-    small_h, small_w = shape(target_scale[0], target_aspect)
-    large_h, large_w = shape(context_scale[1], context_aspect)
+    # Fallback shapes, computed with Python numbers: the feasibility check reads nothing back from
+    # the device.
+    small_h, small_w = _host_block_shape(target_scale[0], math.sqrt(target_aspect[0] * target_aspect[1]), rows, cols)
+    large_h, large_w = _host_block_shape(context_scale[1], math.sqrt(context_aspect[0] * context_aspect[1]), rows, cols)
     worst = large_h * large_w - num_targets * small_h * small_w
     if worst < min_keep:
         raise ValueError(
             f"block masks cannot fit a {rows} x {cols} grid: a context block of at most "
-            f"{int(large_h)} x {int(large_w)} patches minus {num_targets} target blocks of at least "
-            f"{int(small_h)} x {int(small_w)} can leave {int(worst)} < min_keep={min_keep} context patches; "
+            f"{large_h} x {large_w} patches minus {num_targets} target blocks of at least "
+            f"{small_h} x {small_w} can leave {worst} < min_keep={min_keep} context patches; "
             f"use fewer or smaller targets (num_targets, target_scale), a larger context_scale or a smaller min_keep"
+        )
+    if small_h * small_w < min_target:
+        raise ValueError(
+            f"min_target={min_target} is invalid: the smallest target shape on a {rows} x {cols} grid is "
+            f"{small_h} x {small_w} = {small_h * small_w} patches (target_scale low end); use at most that"
         )
 
     device = _device(device, generator)
@@ -679,20 +694,27 @@ def sample_block_masks(
         shapes = _rand((1, 1, 2, 2), generator, device)
         shapes = torch.cat([shapes[:, :, :1].expand(-1, -1, num_targets, -1), shapes[:, :, 1:]], dim=2)
         u = torch.cat([shapes.expand(batch, candidates, -1, -1), u[..., 2:]], dim=-1)
-    lo_s, hi_s = ([v] * num_targets + [c] for v, c in zip(target_scale, context_scale))
-    lo_a, hi_a = ([v] * num_targets + [c] for v, c in zip(target_aspect, context_aspect))
-    lo_s, hi_s, lo_a, hi_a = (torch.tensor(v, device=device) for v in (lo_s, hi_s, lo_a, hi_a))
+    # Per-block ranges (targets, then the context) made on the device from Python numbers: a
+    # torch.tensor of them would be a blocking host-to-device copy on every call.
+    is_context = torch.arange(blocks, device=device) == num_targets
+
+    def per_block(target_value: float, context_value: float) -> torch.Tensor:
+        return torch.where(is_context, float(context_value), float(target_value))
+
+    lo_s, hi_s = per_block(target_scale[0], context_scale[0]), per_block(target_scale[1], context_scale[1])
+    lo_a, hi_a = per_block(target_aspect[0], context_aspect[0]), per_block(target_aspect[1], context_aspect[1])
     h, w = _block_shape(lo_s + (hi_s - lo_s) * u[..., 0], lo_a + (hi_a - lo_a) * u[..., 1], rows, cols)
     context, targets = _blocks(u[..., 2], u[..., 3], h, w, rows, cols, num_targets)
 
     ok = context.sum(dim=-1) >= min_keep  # B x candidates
+    if min_target > 1:
+        ok &= (h[..., :num_targets] * w[..., :num_targets]).amin(dim=-1) >= min_target
     first = ok.to(torch.uint8).argmax(dim=1)  # the first valid candidate
     index = torch.arange(batch, device=device)
     context, targets = context[index, first], targets[index, first]
 
     # Samples without a valid candidate: candidate 0's positions with the fallback shapes.
-    fb_h = torch.tensor([small_h] * num_targets + [large_h], device=device)
-    fb_w = torch.tensor([small_w] * num_targets + [large_w], device=device)
+    fb_h, fb_w = per_block(small_h, large_h), per_block(small_w, large_w)
     fb_context, fb_targets = _blocks(u[:, 0, :, 2], u[:, 0, :, 3], fb_h, fb_w, rows, cols, num_targets)
     failed = ~ok.any(dim=1)
     context = torch.where(failed[:, None], fb_context, context)
@@ -716,6 +738,72 @@ def _random_subset(mask: torch.Tensor, count: int, generator) -> torch.Tensor:
     return key.argsort(dim=-1)[..., :count].sort(dim=-1).values
 
 
+def block_mask_sizes(
+    grid: int | tuple[int, int],
+    *,
+    num_targets: int = 4,
+    target_scale: tuple[float, float] = (0.15, 0.2),
+    target_aspect: tuple[float, float] = (0.75, 1.5),
+    context_scale: tuple[float, float] = (0.85, 1.0),
+    context_aspect: tuple[float, float] = (1.0, 1.0),
+    min_keep: int = 4,
+) -> tuple[int, int]:
+    """``(context_keep, target_keep)``: how many context patches and patches per target block
+    :func:`block_masks` returns for these parameters (whatever the batch, seed or device).
+
+    A batch of masked forwards needs one token count per batch. Reading the counts of the drawn
+    masks back from the device would stall the step (a host synchronisation), so the counts are fixed
+    in advance from the parameters alone:
+
+    * ``target_keep`` is the smallest target block the shape distribution can produce (the
+      minimum of ``h * w`` over a dense grid of area fractions and aspects, never above the
+      smallest shape at the geometric-mean aspect). Larger blocks are cut to it, as the official
+      collator cuts every block to the batch's smallest.
+    * ``context_keep`` is the 1st percentile of the context size (context block minus the targets)
+      over 1,024 draws with a fixed seed, at least ``min_keep`` and at most what the fallback of
+      :func:`sample_block_masks` guarantees. Candidates with a smaller context are rejected like
+      those below ``min_keep`` (about 1% of draws; a sample rarely needs its second candidate).
+      With ``shared_shape`` the same sizes apply (a sample's shape follows the same distribution).
+
+    The plan costs a fraction of a second on the CPU and is cached per parameter set; objectives call it
+    once when they are built. Example: the paper's values on an 8 x 8 grid give ``(17, 8)`` -- area
+    fractions 0.15-0.2 of 64 patches are 9.6-12.8, and the aspect 1.5 end turns 9.6 into a 4 x 2
+    block.
+    """
+    rows, cols = (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
+    pairs = (
+        _check_interval(target_scale, "target_scale", 0.0, 1.0), _check_interval(target_aspect, "target_aspect"),
+        _check_interval(context_scale, "context_scale", 0.0, 1.0), _check_interval(context_aspect, "context_aspect"),
+    )  # plain float pairs: one cache entry per parameter set, however they were spelled
+    return _block_mask_sizes(rows, cols, int(num_targets), *pairs, int(min_keep))
+
+
+@functools.lru_cache(maxsize=64)
+def _block_mask_sizes(rows, cols, num_targets, target_scale, target_aspect, context_scale, context_aspect, min_keep):
+    grid = (rows, cols)
+    # Validation (and the fallback guarantee) first: sample_block_masks raises for impossible
+    # parameters before drawing anything.
+    sample_block_masks(0, grid, num_targets=num_targets, target_scale=target_scale, target_aspect=target_aspect,
+                       context_scale=context_scale, context_aspect=context_aspect, min_keep=min_keep)
+    lo_s, hi_s = target_scale
+    lo_a, hi_a = target_aspect
+    u = torch.linspace(0.0, 1.0, 513)
+    h, w = _block_shape((lo_s + (hi_s - lo_s) * u).view(-1, 1), (lo_a + (hi_a - lo_a) * u).view(1, -1), rows, cols)
+    small = _host_block_shape(lo_s, math.sqrt(lo_a * hi_a), rows, cols)
+    target_keep = min(int((h * w).min()), small[0] * small[1])
+
+    large = _host_block_shape(context_scale[1], math.sqrt(context_aspect[0] * context_aspect[1]), rows, cols)
+    guaranteed = large[0] * large[1] - num_targets * small[0] * small[1]
+    draws = 1024
+    context, _ = sample_block_masks(
+        draws, grid, make_generator(0), num_targets=num_targets, target_scale=target_scale,
+        target_aspect=target_aspect, context_scale=context_scale, context_aspect=context_aspect,
+        min_keep=min_keep, min_target=target_keep,
+    )
+    percentile = int(context.sum(dim=-1).kthvalue(max(1, draws // 100)).values)
+    return min(max(min_keep, percentile), guaranteed), target_keep
+
+
 def block_masks(
     batch: int,
     grid: int | tuple[int, int],
@@ -735,11 +823,17 @@ def block_masks(
     Returns ``context_keep`` (``B x Kc`` long, sorted; for ``VisionTransformer.forward(keep=...)``)
     and ``targets`` (``B x num_targets x Kt`` long, each row sorted). Blocks come from
     :func:`sample_block_masks` (see there for the sampling and the ``min_keep`` guarantee). To batch
-    them, as the official collator does, every context is cut to the smallest context count of the
-    batch and every target block to the smallest target block of the batch; the cut keeps a uniformly
-    random subset (the official collator keeps the first indices, biasing the cut to the block's top
-    rows). ``Kc >= min_keep`` and ``Kt >= 1`` always. Reading the two counts costs one host sync.
+    them, as the official collator does, every context is cut to ``Kc`` patches and every target
+    block to ``Kt`` patches, keeping a uniformly random subset (the official collator keeps the
+    first indices, biasing the cut to the block's top rows). ``Kc`` and ``Kt`` come from
+    :func:`block_mask_sizes` -- fixed by the parameters, not by the draw (the official collator
+    takes the batch's smallest counts, which on a GPU would cost a host synchronisation per step);
+    ``Kc >= min_keep`` and ``Kt >= 1`` always. Nothing is read back from the device.
     """
+    context_keep, target_keep = block_mask_sizes(
+        grid, num_targets=num_targets, target_scale=target_scale, target_aspect=target_aspect,
+        context_scale=context_scale, context_aspect=context_aspect, min_keep=min_keep,
+    )
     context, targets = sample_block_masks(
         batch,
         grid,
@@ -750,11 +844,8 @@ def block_masks(
         target_aspect=target_aspect,
         context_scale=context_scale,
         context_aspect=context_aspect,
-        min_keep=min_keep,
+        min_keep=context_keep,
         shared_shape=shared_shape,
+        min_target=target_keep,
     )
-    if batch == 0:
-        empty = torch.empty(0, num_targets, 0, dtype=torch.long, device=context.device)
-        return empty[:, 0], empty
-    counts = torch.stack([context.sum(dim=-1).min(), targets.sum(dim=-1).min()]).tolist()  # one sync
-    return _random_subset(context, counts[0], generator), _random_subset(targets, counts[1], generator)
+    return _random_subset(context, context_keep, generator), _random_subset(targets, target_keep, generator)

@@ -5,14 +5,24 @@ Before training, every ``every_n_epochs`` epochs and after the last one, the cal
 fixed probe set (held-out images) at every layer, pooled two ways (CLS and mean of patch tokens),
 and computes every diagnostic per (layer, pool). The same functions work on any tensors outside
 training: :func:`layer_embeddings` and :func:`layer_metrics` are what a notebook calls.
+
+Memory is bounded (see :class:`~workbench.config.DiagnosticsConfig` for the stated bound): the pass
+keeps one float32 N x D matrix per (layer, pool), and the metrics whose cost grows faster than N
+(kNN, uniformity, the augmented views) see a fixed subset of ``diagnostics.max_samples`` points.
+
+Under DDP every rank embeds its share of the probe set (and of the augmented views); the
+embeddings are gathered to rank 0 in probe order, and rank 0 alone computes the metrics and writes
+``diagnostics.csv`` and ``embeddings/``. All ranks meet at a barrier at the end of the pass, so
+none runs ahead into the next collective while rank 0 is still computing.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Iterable, Sequence
 
 import lightning as L
 import numpy as np
@@ -23,6 +33,7 @@ from lightning.pytorch.callbacks import Callback
 from ..atomic import atomic_open
 from ..config import DiagnosticsConfig
 from ..data.base import Factor, ImageSet
+from ..distributed import barrier, gather_rows, local_only, rank, world_size
 from .geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
 from .probes import coherence, factor_decodability, knn_accuracy, linear_probe, region_context
 from .similarity import cka_matrix
@@ -34,6 +45,22 @@ from .spectral import (
 COLUMNS = ["epoch", "layer", "pool", "metric", "value"]
 
 
+def subsample_indices(n: int, max_samples: int | None, seed: int = 0) -> torch.Tensor | None:
+    """A fixed subset of ``range(n)`` of ``max_samples`` indices, ascending; ``None`` when all fit.
+
+    ``None`` (use every row, in order) when ``max_samples`` is ``None`` or ``n <= max_samples``, so a
+    capped metric gives exactly its uncapped value on small sets. Otherwise the first
+    ``max_samples`` entries of a permutation from a CPU generator seeded with ``seed`` (the same
+    subset at every call, every epoch and on every device), sorted to keep the original order.
+    """
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples={max_samples} is invalid: use a positive integer or None")
+    if max_samples is None or n <= max_samples:
+        return None
+    generator = torch.Generator().manual_seed(int(seed) + 1_000_003)  # not the probes' split stream
+    return torch.randperm(n, generator=generator)[:max_samples].sort().values
+
+
 @torch.no_grad()
 def layer_embeddings(
     module: L.LightningModule, images: torch.Tensor, pools: Sequence[str] = ("cls", "mean"), batch_size: int = 256,
@@ -41,22 +68,32 @@ def layer_embeddings(
 ) -> tuple[dict[tuple[int, str], torch.Tensor], dict[int, torch.Tensor]]:
     """Pooled embeddings of uint8 ``images`` at every layer (0..depth; layer 0 only mean-pooled), and
     the patch tokens of the first ``token_images`` images per layer (for the token metrics). Runs in
-    eval mode."""
+    eval mode.
+
+    Each pooled embedding is copied batch by batch into one preallocated float32 ``N x D`` matrix.
+    (A CLS token is a view into its batch's ``B x T x D`` tokens: kept as such, every batch's tokens
+    of every layer would stay alive -- T times the memory of the embeddings.)
+    """
     was_training = module.training
     module.eval()
-    pooled: dict[tuple[int, str], list[torch.Tensor]] = {}
+    n = images.shape[0]
+    pooled: dict[tuple[int, str], torch.Tensor] = {}
     tokens: dict[int, list[torch.Tensor]] = {}
-    for start in range(0, images.shape[0], batch_size):
-        out = module(images[start : start + batch_size])
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        out = module(images[start:stop])
         for layer in range(out.depth + 1):
             for pool in pools:
                 if layer == 0 and pool == "cls":
                     continue  # layer 0's CLS token is the learned constant: no image information
-                pooled.setdefault((layer, pool), []).append(out.pooled(layer, pool).float())
+                z = out.pooled(layer, pool)
+                if (layer, pool) not in pooled:
+                    pooled[(layer, pool)] = torch.empty(n, z.shape[1], dtype=torch.float32, device=z.device)
+                pooled[(layer, pool)][start:stop] = z
             if start < token_images:
-                tokens.setdefault(layer, []).append(out.patches(layer)[: token_images - start].float())
+                tokens.setdefault(layer, []).append(out.patches(layer)[: token_images - start].float().clone())
     module.train(was_training)
-    return {k: torch.cat(v) for k, v in pooled.items()}, {k: torch.cat(v) for k, v in tokens.items()}
+    return pooled, {k: torch.cat(v) for k, v in tokens.items()}
 
 
 def layer_metrics(
@@ -68,19 +105,31 @@ def layer_metrics(
     knn_k: int = 20,
     probe_steps: int = 50,
     seed: int = 0,
+    max_samples: int | None = None,
 ) -> dict[str, float]:
-    """Every diagnostic of one N x D embedding: collapse, semantics, factors, coherence."""
+    """Every diagnostic of one N x D embedding: collapse, semantics, factors, coherence.
+
+    ``max_samples`` caps the points that kNN accuracy and uniformity see (their cost grows as
+    N^2) to a fixed subset (:func:`subsample_indices` with ``seed``); ``None``: every point (and
+    uniformity's own default cap). Every other metric uses all N points.
+    """
     g = torch.Generator(device=z.device).manual_seed(seed)
+    subset = subsample_indices(z.shape[0], max_samples, seed)
+    zs = z if subset is None else z[subset.to(z.device)]
+    # with the cap, uniformity sees exactly the subset (no second subsample inside)
+    uniform = uniformity(zs, generator=g) if max_samples is None else \
+        uniformity(zs, max_samples=max(zs.shape[0], 2), generator=g)
     alpha = alpha_req(z) if z.shape[1] >= 6 else {"alpha": float("nan"), "r2": float("nan")}
     out = {
         "rankme": rankme(z), "effective_rank": effective_rank(z), "participation_ratio": participation_ratio(z),
         "alpha": alpha["alpha"], "alpha_r2": alpha["r2"], "std_l2": std_of_normalized(z),
-        "uniformity": uniformity(z, generator=g), "sigreg": sigreg_statistic(z, generator=g),
+        "uniformity": uniform, "sigreg": sigreg_statistic(z, generator=g),
     }
     out = {k: float(v) for k, v in out.items()}
     if labels is not None:
         out["linear_acc"] = linear_probe(z, labels, seed=seed, steps=probe_steps)["accuracy"]
-        out["knn_acc"] = knn_accuracy(z, labels, k=knn_k, seed=seed)
+        ys = labels if subset is None else labels[subset.to(labels.device)]
+        out["knn_acc"] = knn_accuracy(zs, ys, k=knn_k, seed=seed)
     if factors is not None and specs:
         # Factor and coherence probes use the closed-form ridge classifier: converged at a fixed cost
         # (tens of probes per layer); the label probe is the usual logistic regression.
@@ -139,12 +188,36 @@ def save_probe(directory: Path, probe: ImageSet, classes: Sequence[str], specs: 
         json.dump(meta, f, indent=1)
 
 
+def write_npz(f: IO[bytes], arrays: Iterable[tuple[str, np.ndarray]]) -> None:
+    """An ``.npz`` file (a zip of ``.npy`` members, deflate-compressed, what ``np.load`` reads)
+    written one array at a time: ``arrays`` may be a generator, so only one array need exist at
+    once (``np.savez_compressed`` takes them all together)."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, array in arrays:
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def _gather_trim(local: dict, total: int) -> dict | None:
+    """Rank 0: every rank's equally long rows of each entry, in rank order, cut to ``total`` rows.
+    Other ranks: ``None``. A single process: ``local`` itself (cut to ``total``)."""
+    if world_size() == 1:
+        return {key: z[:total] for key, z in local.items()}
+    gathered = {key: gather_rows(z) for key, z in local.items()}  # the same keys, in the same order, everywhere
+    return {key: z[:total] for key, z in gathered.items()} if rank() == 0 else None
+
+
 class DiagnosticsCallback(Callback):
     """Diagnostics of the probe set before training, every ``every_n_epochs`` and at the end.
 
-    Every rank computes (the probe set is the same everywhere, so collective ops inside the metrics
-    agree); only rank 0 writes. ``seconds`` accumulates the time spent, to report its cost.
+    Under DDP each rank embeds a contiguous share of the probe set and of the augmented views;
+    rank 0 gathers them (in probe order), computes every metric by itself and writes; all ranks
+    then meet at a barrier. On one process this is the plain pass. ``seconds`` accumulates the time
+    spent, to report its cost.
     """
+
+    # images per chunk of augmented views: the unit of work of a rank, and of a seeded generator
+    VIEW_CHUNK = 1024
 
     def __init__(self, run_dir: str | Path, config: DiagnosticsConfig, seed: int = 0):
         self.run_dir = Path(run_dir)
@@ -161,17 +234,38 @@ class DiagnosticsCallback(Callback):
         probe: ImageSet = trainer.datamodule.splits["probe"]
         specs = trainer.datamodule.data.factors
         c = self.config
-        pooled, tokens = layer_embeddings(module, probe.images, c.pools, token_images=c.token_images)
-        views = self._two_views(module, probe.images)
+        pooled, tokens, widths = self._embed(module, probe.images)
+        subset = subsample_indices(len(probe), c.max_samples, self.seed)
+        view_images = probe.images if subset is None else probe.images[subset.to(probe.images.device)]
+        views = self._two_views(module, view_images, widths)
+        if pooled is not None:  # rank 0 (or the only process): it holds everything gathered
+            with local_only():  # no collective from here: the other ranks are already at the barrier
+                rows = self._rows(epoch, pooled, tokens, views, probe, specs)
+            if trainer.is_global_zero:
+                append_rows(self.run_dir / "diagnostics.csv", rows)
+                if c.save_embeddings:
+                    self._save_embeddings(epoch, pooled, probe)
+                    if not (self.run_dir / "embeddings" / "probe.npz").is_file():
+                        save_probe(self.run_dir / "embeddings", probe, trainer.datamodule.data.classes, specs)
+        del pooled, views
+        barrier()
+        self.seconds += time.perf_counter() - start
+
+    def _rows(self, epoch: int, pooled: dict, tokens: dict, views: list | None, probe: ImageSet,
+              specs: Sequence[Factor]) -> list[dict[str, Any]]:
+        """The tidy rows of one pass: every metric per (layer, pool), the token metrics, CKA."""
+        c = self.config
         rows: list[dict[str, Any]] = []
         for (layer, pool), z in pooled.items():
-            metrics = layer_metrics(z, probe.labels, probe.factors, specs, c.coherence, c.knn_k, c.probe_steps, self.seed)
+            metrics = layer_metrics(z, probe.labels, probe.factors, specs, c.coherence, c.knn_k, c.probe_steps,
+                                    self.seed, max_samples=c.max_samples)
             if views is not None:
                 a, b = views[0][(layer, pool)], views[1][(layer, pool)]
                 metrics["invariance"] = float(invariance_score(a, b))
                 metrics["alignment"] = float(alignment(a, b))
                 metrics["lidar"] = float(lidar(torch.stack([a, b], dim=1)))  # q = 2 augmentations
-            rows += [{"epoch": epoch, "layer": layer, "pool": pool, "metric": k, "value": v} for k, v in metrics.items()]
+            rows += [{"epoch": epoch, "layer": layer, "pool": pool, "metric": k, "value": v}
+                     for k, v in metrics.items()]
         for layer, t in tokens.items():
             rows.append({"epoch": epoch, "layer": layer, "pool": "tokens", "metric": "token_cosine",
                          "value": float(token_cosine(t))})
@@ -182,48 +276,82 @@ class DiagnosticsCallback(Callback):
             cka = cka_matrix([pooled[(l, pool)] for l in layers])
             rows += [{"epoch": epoch, "layer": a, "pool": pool, "metric": f"cka/{b}", "value": float(cka[i, j])}
                      for i, a in enumerate(layers) for j, b in enumerate(layers)]
-        if trainer.is_global_zero:
-            append_rows(self.run_dir / "diagnostics.csv", rows)
-            if c.save_embeddings:
-                self._save_embeddings(epoch, pooled, probe)
-                if not (self.run_dir / "embeddings" / "probe.npz").is_file():
-                    save_probe(self.run_dir / "embeddings", probe, trainer.datamodule.data.classes, specs)
-        self.seconds += time.perf_counter() - start
+        return rows
+
+    def _embed(self, module: L.LightningModule, images: torch.Tensor):
+        """Pooled embeddings of the probe images (gathered on rank 0, ``None`` elsewhere), the token
+        sample (rank 0) and every (layer, pool)'s width (every rank).
+
+        Rank r embeds rows ``[r * s, (r + 1) * s)`` with ``s = ceil(N / W)``; the last rank repeats
+        the last image to fill its share (every rank then sends as many rows, and an empty share is
+        impossible), and the repeats are cut off after the gather.
+        """
+        c = self.config
+        n, w, r = images.shape[0], world_size(), rank()
+        share = -(-n // w)
+        rows = torch.arange(r * share, (r + 1) * share, device=images.device).clamp_max(n - 1)
+        mine = images if w == 1 else images[rows]
+        local, tokens = layer_embeddings(module, mine, c.pools, token_images=c.token_images if r == 0 else 0)
+        if r == 0 and min(c.token_images, n) > share:  # the token sample reaches past rank 0's share
+            _, more = layer_embeddings(module, images[share : c.token_images], (), token_images=c.token_images)
+            tokens = {layer: torch.cat([t, more[layer]]) for layer, t in tokens.items()}
+        widths = {key: z.shape[1] for key, z in local.items()}
+        return _gather_trim(local, n), tokens, widths
 
     @torch.no_grad()
-    def _two_views(self, module: L.LightningModule, images: torch.Tensor, chunk: int = 1024):
-        """Pooled embeddings of two augmented views of every probe image (fixed generator), made
-        in chunks so that augmentation buffers stay bounded whatever the probe size."""
+    def _two_views(self, module: L.LightningModule, images: torch.Tensor, widths: dict):
+        """Pooled embeddings of two augmented views of every given image (rank 0; ``None`` elsewhere).
+
+        The images are cut into chunks of ``VIEW_CHUNK``; chunk k is augmented with its own generator
+        seeded ``seed + 12345 + k * 1_000_003``, so a view depends on the image and its position, not
+        on which rank made it. Rank r takes chunks ``[r * s, (r + 1) * s)``, ``s = ceil(chunks / W)``
+        (augmentation buffers stay bounded whatever the probe size); missing rows are zero-padded
+        (hence ``widths``) for the gather and cut off after it.
+        """
         if not hasattr(module, "make_views"):
             return None
         from ..views import AugmentSpec, multi_crop
 
-        generator = torch.Generator(device=images.device).manual_seed(self.seed + 12345)
         v = module.config.views
         spec = AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
+        n, w, r, size = images.shape[0], world_size(), rank(), self.VIEW_CHUNK
+        chunks = -(-n // size)
+        share = -(-chunks // w)  # chunks per rank
         parts: list[list[dict]] = [[], []]
-        for start in range(0, images.shape[0], chunk):
-            x = images[start : start + chunk].float() / 255.0
+        for k in range(r * share, min((r + 1) * share, chunks)):
+            generator = torch.Generator(device=images.device).manual_seed(self.seed + 12345 + k * 1_000_003)
+            x = images[k * size : (k + 1) * size].float() / 255.0
             for view in range(2):
                 (crop,), _ = multi_crop(x, generator, global_crops=1, global_size=x.shape[-1],
                                         global_scale=tuple(v.global_scale), local_crops=0, global_specs=[spec])
                 pooled, _ = layer_embeddings(module, (crop * 255).round().to(torch.uint8), self.config.pools)
                 parts[view].append(pooled)
-        return [{key: torch.cat([p[key] for p in view_parts]) for key in view_parts[0]} for view_parts in parts]
+        out = []
+        for view_parts in parts:
+            local = {}
+            for key, width in widths.items():
+                mine = [p[key] for p in view_parts]
+                pad = share * size - sum(len(t) for t in mine) if w > 1 else 0
+                if pad > 0:  # only the gather needs equal lengths
+                    mine.append(images.new_zeros((pad, width), dtype=torch.float32))
+                local[key] = torch.cat(mine)
+            out.append(_gather_trim(local, n))
+        return None if out[0] is None else out
 
     def _save_embeddings(self, epoch: int, pooled: dict, probe: ImageSet) -> None:
-        arrays: dict[str, np.ndarray] = {}
-        for (layer, pool), z in pooled.items():
-            arrays[f"l{layer}_{pool}"] = z.cpu().numpy().astype(np.float16)
-            arrays[f"spectrum_l{layer}_{pool}"] = covariance_spectrum(z).cpu().numpy()
-        if probe.labels is not None:
-            arrays["labels"] = probe.labels.cpu().numpy()
-        if probe.factors is not None:
-            arrays["factors"] = probe.factors.cpu().numpy()
-        arrays["ids"] = np.arange(len(probe))
+        def arrays():  # one (layer, pool) at a time: never a float16 copy of every embedding at once
+            for (layer, pool), z in pooled.items():
+                yield f"l{layer}_{pool}", z.cpu().numpy().astype(np.float16)
+                yield f"spectrum_l{layer}_{pool}", covariance_spectrum(z).cpu().numpy()
+            if probe.labels is not None:
+                yield "labels", probe.labels.cpu().numpy()
+            if probe.factors is not None:
+                yield "factors", probe.factors.cpu().numpy()
+            yield "ids", np.arange(len(probe))
+
         path = self.run_dir / "embeddings" / f"epoch={epoch:03d}.npz"
         with atomic_open(path, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            write_npz(f, arrays())
 
     # ---- when ---------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ See REFERENCE.md, "Diagnostics". Every function takes tensors on any device, lea
 computes under ``no_grad`` with autocast disabled (float64 unless stated) and returns 0-d float32
 tensors on the input's device, without synchronising with the host. Costs are bounded: O(N D)
 or O(N D^2) work, and the one N x N quantity (:func:`uniformity`) is computed on a subsample of
-at most ``max_samples`` rows.
+at most ``max_samples`` rows, in blocks of rows.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def _subsample(z: torch.Tensor, max_samples: int, generator: torch.Generator | N
 
 
 def uniformity(
-    z: torch.Tensor, t: float = 2, max_samples: int = 4096, generator: torch.Generator | None = None
+    z: torch.Tensor, t: float = 2, max_samples: int = 4096, generator: torch.Generator | None = None,
+    block: int = 1024,
 ) -> torch.Tensor:
     r"""Uniformity on the hypersphere (Wang & Isola 2020): log of the mean Gaussian potential.
 
@@ -70,21 +71,29 @@ def uniformity(
     Bounded cost: if N > ``max_samples`` a random subset of ``max_samples`` rows (without
     replacement) is used, drawn with ``generator`` (``None``: a fresh CPU generator seeded with 0,
     so repeated calls on the same data use the same subset). The squared distances come from the
-    M x M Gram matrix in float64 (``2 - 2 cos``) and the mean is taken with ``logsumexp``.
-    Needs at least 2 rows. Returns a 0-d float32 tensor.
+    Gram matrix in float64 (``2 - 2 cos``), ``block`` rows at a time, and the mean is a
+    ``logsumexp`` over the blocks' ``logsumexp`` (the same number as over all pairs at once): memory
+    is O(block x M), never M x M. Needs at least 2 rows. Returns a 0-d float32 tensor.
     """
     _check(z, "uniformity", 2, min_rows=2)
     if max_samples < 2:
         raise ValueError(f"uniformity: max_samples={max_samples} is invalid: use at least 2")
     if t <= 0:
         raise ValueError(f"uniformity: t={t} is invalid: use a positive number")
+    if block < 1:
+        raise ValueError(f"uniformity: block={block} is invalid: use a positive number of rows")
     with torch.autocast(z.device.type, enabled=False), torch.no_grad():
         u = F.normalize(_subsample(z.detach(), max_samples, generator).double(), dim=1)
         m = u.shape[0]
-        # -t ||u_i - u_j||^2 = -t (2 - 2 u_i.u_j), in place (one M x M float64 buffer), clamped at 0
-        logits = (u @ u.T).mul_(2.0 * t).sub_(2.0 * t).clamp_max_(0.0)
-        logits.fill_diagonal_(float("-inf"))
-        return (torch.logsumexp(logits.flatten(), dim=0) - math.log(m * (m - 1))).float()
+        parts = []
+        for start in range(0, m, block):
+            rows = u[start : start + block]
+            # -t ||u_i - u_j||^2 = -t (2 - 2 u_i.u_j), in place in one block x M buffer, clamped at 0
+            logits = (rows @ u.T).mul_(2.0 * t).sub_(2.0 * t).clamp_max_(0.0)
+            k = torch.arange(rows.shape[0], device=u.device)
+            logits[k, start + k] = float("-inf")  # the pairs (i, i) are not pairs
+            parts.append(torch.logsumexp(logits.flatten(), dim=0))
+        return (torch.logsumexp(torch.stack(parts), dim=0) - math.log(m * (m - 1))).float()
 
 
 def token_cosine(tokens: torch.Tensor) -> torch.Tensor:

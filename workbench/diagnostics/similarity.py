@@ -3,8 +3,9 @@
 See REFERENCE.md, "Diagnostics". Inputs are ``N x D`` tensors whose rows are the same N examples
 (any device, any D per input); they are not modified. Everything is computed under ``no_grad``
 with autocast disabled, in float64, through whichever Gram is cheaper: the feature-space ones
-(``D1 x D2``, cost O(N D1 D2), the usual case N >> D) or the sample-space ones (``N x N``, only
-when N is small compared with the widths). Results are float32 tensors on the input's device.
+(``D1 x D2``, cost O(N D1 D2), the usual case N >> D; :func:`cka_matrix` accumulates them over
+row blocks) or the sample-space ones (``N x N``, only when N is small compared with the widths).
+Results are float32 tensors on the input's device.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .spectral import _centred
+from .spectral import _CONSTANT_RTOL, _centred
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, name: str, min_rows: int = 1) -> None:
@@ -131,17 +132,40 @@ def minibatch_cka(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> tor
         return (kl / (kk * ll).sqrt()).float()
 
 
-def cka_matrix(layers: Sequence[torch.Tensor]) -> torch.Tensor:
+def _centred_cross(x: torch.Tensor, y: torch.Tensor, mx: torch.Tensor, my: torch.Tensor, chunk: int) -> torch.Tensor:
+    r"""``(x - mx)^T (y - my)`` in float64, summed over blocks of ``chunk`` rows.
+
+    Only one block of each input is ever centred and converted to float64, so the memory is
+    O(chunk (D1 + D2) + D1 D2) whatever N, instead of two full float64 copies.
+    """
+    out = torch.zeros(x.shape[1], y.shape[1], dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], chunk):
+        xb = x[start : start + chunk].double() - mx
+        yb = y[start : start + chunk].to(x.device).double() - my
+        out += xb.T @ yb
+    return out
+
+
+def cka_matrix(layers: Sequence[torch.Tensor], chunk: int = 4096) -> torch.Tensor:
     r"""Linear CKA between every pair of representations: an ``L x L`` symmetric matrix.
 
     ``layers[l]`` is ``N x D_l`` (the same N examples for all, any widths). Entry (l, m) is
     :func:`linear_cka` of layers l and m (column-centred, Kornblith et al. 2019):
-    :math:`\|X_m^\top X_l\|_F^2 / (\|X_l^\top X_l\|_F \|X_m^\top X_m\|_F)`. Each layer is moved to
-    float64 and centred once and its self-similarity norm computed once; each pair then costs
-    one cross Gram, O(N D_l D_m). When N is smaller than every width, the centred N x N Grams
-    :math:`K_l = X_l X_l^\top` are formed once instead and each pair costs O(N^2). The diagonal is
-    exactly 1, by definition, for every layer; the off-diagonal entries of a constant layer (no
-    variance, e.g. a CLS token before the first block) are NaN, as in :func:`linear_cka` (0/0).
+
+    .. math::
+
+        \mathrm{CKA}_{lm} = \frac{\|X_m^\top X_l\|_F^2}{\|X_l^\top X_l\|_F \|X_m^\top X_m\|_F}
+        = \frac{\langle K_l, K_m \rangle_F}{\|K_l\|_F \|K_m\|_F},\qquad K_l = X_l X_l^\top
+
+    The two forms are equal (:math:`\langle XX^\top, YY^\top\rangle_F = \|Y^\top X\|_F^2`); the
+    feature-space one is what is computed when N is at least the smallest width: each cross Gram
+    :math:`X_l^\top X_m` (``D_l x D_m``, float64) is accumulated over blocks of ``chunk`` rows,
+    each block centred with the layer's float64 column mean, so memory stays O(chunk D + D^2)
+    however many examples (never a float64 copy of a whole layer, never N x N); the work is
+    O(N D_l D_m) per pair. When N is smaller than every width, the centred N x N Grams are formed
+    once instead and each pair costs O(N^2). The diagonal is exactly 1, by definition, for every
+    layer; the off-diagonal entries of a constant layer (relative spread below 1e-12, e.g. a CLS
+    token before the first block) are NaN, as in :func:`linear_cka` (0/0).
 
     Returns an ``L x L`` float32 tensor on the first layer's device.
     """
@@ -153,23 +177,38 @@ def cka_matrix(layers: Sequence[torch.Tensor]) -> torch.Tensor:
             raise ValueError(f"cka_matrix: layer {k} has shape {tuple(x.shape)}; expected {n} x D (the same N for all)")
     if n < 2:
         raise ValueError(f"cka_matrix needs at least 2 examples, got {n}")
+    if chunk < 1:
+        raise ValueError(f"cka_matrix: chunk={chunk} is invalid: use a positive number of rows")
     device = layers[0].device
     nl = len(layers)
     with torch.autocast(device.type, enabled=False), torch.no_grad():
-        xs = [_centre(x.to(device)) for x in layers]
-        sample_space = n < min(x.shape[1] for x in xs)
-        if sample_space:
-            grams = [x @ x.T for x in xs]
-            del xs
-            norms = torch.stack([g.square().sum().sqrt() for g in grams])
-        else:
-            norms = torch.stack([(x.T @ x).square().sum().sqrt() for x in xs])
         out = torch.empty(nl, nl, dtype=torch.float64, device=device)
-        for i in range(nl):
-            out[i, i] = 1.0
-            for j in range(i + 1, nl):
-                num = (grams[i] * grams[j]).sum() if sample_space else (xs[i].T @ xs[j]).square().sum()
-                out[i, j] = out[j, i] = num / (norms[i] * norms[j])
+        if n < min(x.shape[1] for x in layers):  # sample space: n x n Grams, smaller than any D x D
+            grams = []
+            for x in layers:
+                xc = _centre(x.to(device))
+                grams.append(xc @ xc.T)
+            norms = torch.stack([g.square().sum().sqrt() for g in grams])
+            for i in range(nl):
+                for j in range(i + 1, nl):
+                    out[i, j] = out[j, i] = (grams[i] * grams[j]).sum() / (norms[i] * norms[j])
+        else:
+            xs = [x.detach().to(device) for x in layers]
+            means = [x.mean(dim=0, dtype=torch.float64) for x in xs]
+            norms = torch.empty(nl, dtype=torch.float64, device=device)
+            varies = torch.empty(nl, dtype=torch.float64, device=device)
+            for i, x in enumerate(xs):
+                gram = _centred_cross(x, x, means[i], means[i], chunk)
+                # as spectral._centred: a layer whose centred spread is round-off is constant, and
+                # counts as exactly zero (0/0 = NaN against any layer, not a ratio of residues)
+                total = sum(x[s : s + chunk].double().square().sum() for s in range(0, n, chunk))
+                varies[i] = gram.diagonal().sum() > _CONSTANT_RTOL**2 * total
+                norms[i] = gram.square().sum().sqrt() * varies[i]
+            for i in range(nl):
+                for j in range(i + 1, nl):
+                    num = _centred_cross(xs[i], xs[j], means[i], means[j], chunk).square().sum()
+                    out[i, j] = out[j, i] = num * varies[i] * varies[j] / (norms[i] * norms[j])
+        out.diagonal().fill_(1.0)
         return out.float()
 
 

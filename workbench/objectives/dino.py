@@ -9,6 +9,7 @@ import torch
 from ..config import ObjectiveConfig
 from ..losses import DINOLoss
 from ..teacher import ema_update_
+from . import params as check
 from .base import BuildContext, Needs, Objective, ObjectiveOutput, StepInputs
 from .heads import DINOHead
 
@@ -35,7 +36,13 @@ class DINOObjective(Objective):
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
         p = self.params
-        self.pool = p["pool"] or context.pool
+        for key in ("out_dim", "hidden", "bottleneck"):
+            check.positive_int(name, p, key)
+        check.positive(name, p, "student_temp", "a softmax temperature")
+        check.number(name, p, "teacher_temp", lambda t: t > 0, "a softmax temperature > 0, or a schedule between such")
+        check.number(name, p, "center_momentum", lambda m: 0.0 <= m <= 1.0,
+                     "an EMA momentum of the centre in [0, 1] (1 freezes it at zero)")
+        self.pool = check.pool(name, p) or context.pool
         self.head = DINOHead(context.width, p["out_dim"], p["hidden"], p["bottleneck"])
         self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
         self.criterion = DINOLoss(p["out_dim"], student_temp=p["student_temp"], center_momentum=p["center_momentum"])

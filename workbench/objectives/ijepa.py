@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
-from ..views import block_masks
+from ..views import block_mask_sizes, block_masks
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs
 from .heads import MaskedPredictor, gather_tokens
 
@@ -40,6 +40,14 @@ class IJEPAObjective(Objective):
                 f"{context.grid} x {context.grid} patch grid (use fewer targets, smaller target_scale or "
                 f"a smaller model.patch_size)",
             )
+        # The mask sizes are fixed by the parameters (so a step never reads counts back from the
+        # device); plan them now, once, rather than inside the first training step.
+        try:
+            block_mask_sizes(context.grid, num_targets=p["num_targets"], target_scale=p["target_scale"],
+                             target_aspect=p["target_aspect"], context_scale=p["context_scale"],
+                             min_keep=p["min_keep"])
+        except ValueError as exc:
+            raise ConfigError(f"objectives.{name}.params", p, str(exc)) from None
         self.predictor = MaskedPredictor(context.width, context.width, context.grid, p["predictor_width"],
                                          p["predictor_depth"])
 

@@ -11,6 +11,7 @@ from torch import nn
 from ..config import ObjectiveConfig
 from ..diagnostics import rankme
 from ..losses import BarlowTwinsLoss, KLConsistencyLoss, LeJEPALoss, NTXentLoss, VICRegLoss
+from . import params as check
 from .base import BuildContext, Needs, Objective, ObjectiveOutput, StepInputs
 from .heads import default_hidden, mlp
 
@@ -18,23 +19,32 @@ from .heads import default_hidden, mlp
 class JointEmbeddingObjective(Objective):
     """Shared plumbing: views -> pooled layer -> projector -> per-view embeddings -> loss.
 
-    Params common to all: ``dim`` (projection width), ``hidden``, ``proj_layers`` (0: no
-    projector, the loss acts on the pooled representation itself), ``pool``.
+    Params common to all: ``dim`` (projection width), ``hidden`` (null: ``hidden_factor`` times
+    the model width, rounded up to a power of two, at least 64), ``proj_layers`` (0: no
+    projector, the loss acts on the pooled representation itself), ``batch_norm``
+    (Linear-BatchNorm-ReLU between the projector's layers, as in the official VICReg, LeJEPA,
+    Barlow Twins and SimCLR code; false: Linear-GELU), ``pool``.
     Every subclass logs ``rankme`` of the embedding its loss acts on (first global view).
     """
 
-    defaults = {"dim": 128, "hidden": None, "proj_layers": 2, "pool": None}
+    defaults = {"dim": 128, "hidden": None, "proj_layers": 2, "batch_norm": True, "pool": None}
+    hidden_factor = 2
     uses_local = False
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
         p = self.params
-        self.pool = p["pool"] or context.pool
+        check.positive_int(name, p, "dim")
+        check.positive_int(name, p, "hidden", optional=True)
+        check.positive_int(name, p, "proj_layers", minimum=0)
+        check.choice(name, p, "batch_norm", (True, False), "true or false")
+        self.pool = check.pool(name, p) or context.pool
         if p["proj_layers"] == 0:
             self.projector: nn.Module = nn.Identity()
             self.dim = context.width
         else:
-            self.projector = mlp(context.width, p["hidden"] or default_hidden(context.width), p["dim"], p["proj_layers"])
+            hidden = p["hidden"] or default_hidden(context.width, self.hidden_factor)
+            self.projector = mlp(context.width, hidden, p["dim"], p["proj_layers"], batch_norm=p["batch_norm"])
             self.dim = p["dim"]
 
     @property
@@ -74,10 +84,12 @@ class ToyKLObjective(JointEmbeddingObjective):
     no anti-collapse, no stop-gradient. It is expected to collapse (a constant output has loss 0),
     and the diagnostics are there to show it. The monitored embedding is the softmax output."""
 
-    defaults = {**JointEmbeddingObjective.defaults, "dim": 64, "proj_layers": 1, "temperature": 1.0}
+    defaults = {**JointEmbeddingObjective.defaults, "dim": 64, "proj_layers": 1, "batch_norm": False,
+                "temperature": 1.0}
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
+        check.positive(name, self.params, "temperature", "a softmax temperature")
         self.kl = KLConsistencyLoss(temperature=float(self.params["temperature"]))
 
     def loss(self, z, inputs):
@@ -90,13 +102,23 @@ class ToyKLObjective(JointEmbeddingObjective):
 class LeJEPAObjective(JointEmbeddingObjective):
     """LeJEPA (Balestriero & LeCun 2025): SIGReg pushes every view's embedding towards an isotropic
     Gaussian; the invariance term pulls views to their mean. No teacher, no stop-gradient.
-    Params: lam (SIGReg weight, 0.02-0.05), directions (random 1-D projections per step)."""
+    Params: lam (SIGReg weight, 0.02-0.05), directions (random 1-D projections per step).
 
-    defaults = {**JointEmbeddingObjective.defaults, "lam": 0.05, "directions": 256}
+    The projector is the official one's shape: three layers, Linear-BatchNorm-ReLU between them,
+    hidden width four times the model width (512 -> 2048 -> 2048 -> out in the official minimal
+    example). A narrower two-layer head without batch norm left the embedding far from Gaussian in
+    short runs (RankMe 9.3 of 64 after 150 steps on ``shapes`` at lr 1e-3, batch 64; 19.7 with this
+    projector)."""
+
+    defaults = {**JointEmbeddingObjective.defaults, "proj_layers": 3, "lam": 0.05, "directions": 256}
+    hidden_factor = 4
     uses_local = True
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
+        check.number(name, self.params, "lam", lambda x: 0.0 <= x <= 1.0,
+                     "the SIGReg weight, a number in [0, 1] (the invariance term gets 1 - lam)")
+        check.positive_int(name, self.params, "directions")
         self.criterion = LeJEPALoss(lam=float(self.params["lam"]), num_directions=int(self.params["directions"]))
 
     def loss(self, z, inputs):
@@ -105,13 +127,20 @@ class LeJEPAObjective(JointEmbeddingObjective):
 
 
 class VICRegObjective(JointEmbeddingObjective):
-    """VICReg (Bardes et al. 2022): invariance + variance + covariance on an expander's output."""
+    """VICReg (Bardes et al. 2022): invariance + variance + covariance on an expander's output.
 
-    defaults = {**JointEmbeddingObjective.defaults, "dim": 256, "sim_weight": 25.0, "var_weight": 25.0, "cov_weight": 1.0}
+    The expander is the official one's shape: three layers, Linear-BatchNorm-ReLU between them,
+    hidden width four times the model width (2048 -> 8192 -> 8192 -> 8192 for a ResNet-50)."""
+
+    defaults = {**JointEmbeddingObjective.defaults, "dim": 256, "proj_layers": 3,
+                "sim_weight": 25.0, "var_weight": 25.0, "cov_weight": 1.0}
+    hidden_factor = 4
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
         p = self.params
+        for key in ("sim_weight", "var_weight", "cov_weight"):
+            check.non_negative(name, p, key, "a loss coefficient")
         self.criterion = VICRegLoss(float(p["sim_weight"]), float(p["var_weight"]), float(p["cov_weight"]))
 
     def loss(self, z, inputs):
@@ -128,6 +157,7 @@ class BarlowObjective(JointEmbeddingObjective):
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
+        check.non_negative(name, self.params, "lambd", "the off-diagonal weight, a number")
         self.criterion = BarlowTwinsLoss(lambd=float(self.params["lambd"]))
 
     def loss(self, z, inputs):
@@ -141,6 +171,7 @@ class SimCLRObjective(JointEmbeddingObjective):
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
+        check.positive(name, self.params, "temperature", "a softmax temperature")
         self.criterion = NTXentLoss(temperature=float(self.params["temperature"]))
 
     def loss(self, z, inputs):

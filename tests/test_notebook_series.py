@@ -1,0 +1,264 @@
+"""The notebook series runs headless and states only what its numbers show.
+
+Every notebook of the series is executed through papermill with ``INTERACTIVE=False`` and the small
+parameters below, into a temporary runs directory. It must write its headline numbers to
+``<RUNS_DIR>/<notebook>/headline.json``, every one finite, and the phenomena its narrative states
+are asserted on them by the notebook's check function.
+
+To add a notebook: one entry in ``NOTEBOOKS`` (its small test parameters) and one function
+decorated with ``@checks("<notebook>")`` that asserts what the notebook claims. A claim asserted
+here must hold *at these small parameters*; one that needs the CPU default belongs in a separate
+slow test (or in a phenomenon test that trains the same settings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+
+# The label's L-BFGS probe dominates a diagnostics pass on a tiny probe set (it never converges
+# on a separable one): few iterations and no coherence probes keep the passes short. A notebook
+# that takes OVERRIDES (extra dotted overrides for every run) can use it.
+FAST_DIAGNOSTICS = {"diagnostics.probe_steps": 20, "diagnostics.coherence": []}
+
+# notebook -> the parameters that make it run in well under a minute (INTERACTIVE, RUNS_DIR and
+# DATA_DIR are set by the harness)
+NOTEBOOKS: dict[str, dict] = {
+    "01_stepwise_construction": {
+        "NUM_IMAGES": 4800, "MAX_EPOCHS": 4, "WIDTH": 32, "DEPTH": 3, "HEADS": 2, "BATCH_SIZE": 64,
+        "OVERRIDES": FAST_DIAGNOSTICS,
+    },
+    "02_latent_losses_and_collapse": {
+        "NUM_IMAGES": 1200, "MAX_STEPS": 60, "WIDTH": 32, "DEPTH": 2, "DIM": 32, "PROBE_IMAGES": 300,
+        "OVERRIDES": FAST_DIAGNOSTICS,
+    },
+    "03_reconstruction_as_anchor": {
+        "NUM_IMAGES": 1200, "MAX_EPOCHS": 1, "WIDTH": 32, "DEPTH": 2, "HEADS": 2, "BATCH_SIZE": 64,
+        "OVERRIDES": FAST_DIAGNOSTICS,
+    },
+    "04_dense_curricula": {
+        # a target every check meets: the adaptive run must raise its ratio even in a few steps.
+        # The label probe is asserted on: keep its L-BFGS iterations.
+        "NUM_IMAGES": 1200, "MAX_EPOCHS": 2, "WIDTH": 32, "DEPTH": 2, "HEADS": 2, "BATCH_SIZE": 64,
+        "ADAPTIVE_TARGET": 10.0, "ADAPTIVE_EVERY": 2, "OVERRIDES": {"diagnostics.coherence": []},
+    },
+    "06_compare_runs": {
+        # big enough for the label heads to learn (validation accuracy about 0.6 after 111 steps)
+        "PRESETS": ["supervised", "stepwise-deepsup", "lejepa"], "SEEDS": [0, 1], "JOBS": 2, "NUM_IMAGES": 3000,
+        "MAX_EPOCHS": 3, "WIDTH": 64, "DEPTH": 2,
+        "OVERRIDES": {"data.batch_size": 64, "trainer.log_every_n_steps": 5, "diagnostics.coherence": []},
+    },
+}
+
+# the parameters every notebook of the series has (the harness and `make notebooks` rely on them)
+REQUIRED_PARAMETERS = ("SCALE", "INTERACTIVE", "RUNS_DIR", "DATA_DIR", "SEED")
+
+Check = Callable[[dict, Path], None]
+CHECKS: dict[str, Check] = {}
+
+
+def checks(notebook: str) -> Callable[[Check], Check]:
+    """Register ``function(numbers, runs_dir)`` as the assertions for ``notebook``."""
+    def register(function: Check) -> Check:
+        CHECKS[notebook] = function
+        return function
+    return register
+
+
+# ---- the phenomena each notebook states ----------------------------------------------------------
+
+
+@checks("01_stepwise_construction")
+def check_stepwise_construction(numbers: dict, runs_dir: Path) -> None:
+    runs = ("end-to-end", "deep-supervision", "pixel-ladder-fine-to-coarse", "pixel-ladder-coarse-to-fine",
+            "local-greedy")
+    for run in runs:
+        for pool in ("cls", "mean"):
+            for key in (f"label_acc/{run}/block1", f"label_acc/{run}/last_layer"):
+                assert f"{pool}/{key}" in numbers, f"{pool}/{key}"
+            for factor in ("color", "texture", "shape", "count"):
+                assert f"{pool}/factor/{factor}/{run}/last_layer" in numbers
+                assert f"{pool}/peak_layer/{run}/{factor}" in numbers
+        assert (runs_dir / "01_stepwise_construction" / run / "diagnostics.csv").is_file()
+    n = {k[len("cls/"):]: v for k, v in numbers.items() if k.startswith("cls/")}  # the statements are about CLS
+    e2e, deep, greedy = "end-to-end", "deep-supervision", "local-greedy"
+    labelled, ladders = (e2e, deep, greedy), ("pixel-ladder-fine-to-coarse", "pixel-ladder-coarse-to-fine")
+    # 1. a head on every block: the label readable at block 1, more than 0.1 above end to end
+    for run in (deep, greedy):
+        assert n[f"label_acc/{run}/block1"] > n[f"label_acc/{e2e}/block1"] + 0.1, run
+    # 2. greedy stalls after block 1 (< 0.05) where end to end gains > 0.15, and ends below it on the
+    #    test split; deep supervision ends within 0.05 of end to end
+    assert n[f"label_acc/{greedy}/last_layer"] - n[f"label_acc/{greedy}/block1"] < 0.05
+    assert n[f"label_acc/{e2e}/last_layer"] - n[f"label_acc/{e2e}/block1"] > 0.15
+    assert numbers[f"test_acc/{greedy}/last_head"] < numbers[f"test_acc/{e2e}/last_head"]
+    assert abs(numbers[f"test_acc/{deep}/last_head"] - numbers[f"test_acc/{e2e}/last_head"]) < 0.05
+    # 3. colour: the ladders keep it, label-trained recipes lose part of it (a gap of at least 0.2)
+    assert min(n[f"factor/color/{r}/last_layer"] for r in ladders) > \
+        max(n[f"factor/color/{r}/last_layer"] for r in labelled) + 0.2
+    # 4. the ladders do not build the label's shape (a gap of at least 0.2 the other way)
+    assert max(n[f"factor/shape/{r}/last_layer"] for r in ladders) + 0.2 < \
+        min(n[f"factor/shape/{r}/last_layer"] for r in labelled)
+    # 5. coarse targets are easier: the coarsest target's loss below 0.9 x the finest's
+    for run in ladders:
+        assert numbers[f"ladder_mse/{run}/coarsest"] < 0.9 * numbers[f"ladder_mse/{run}/finest"], run
+
+
+@checks("02_latent_losses_and_collapse")
+def check_latent_losses_and_collapse(numbers: dict, runs_dir: Path) -> None:
+    runs = ("toy", "dino", "lejepa", "vicreg")
+    fixes = ("dino", "lejepa", "vicreg")
+    for run in runs:
+        for key in ("embedding", "last_layer", "first_block", "patch_tokens"):
+            assert f"rankme/{run}/{key}" in numbers, f"rankme/{run}/{key}"
+        assert f"std_l2/{run}/last_layer" in numbers and f"uniformity/{run}/last_layer" in numbers
+    n = numbers
+    # 1. the toy collapses: its embedding's RankMe below 2 (its last layer too, at this size), its
+    #    std of l2-normalised embeddings under a fifth of any fix's, its uniformity near 0
+    assert n["rankme/toy/embedding"] < 2.0
+    assert n["rankme/toy/last_layer"] < 2.0
+    assert n["std_l2/toy/last_layer"] < min(n[f"std_l2/{f}/last_layer"] for f in fixes) / 5
+    assert n["uniformity/toy/last_layer"] > -0.1
+    assert all(n[f"uniformity/{f}/last_layer"] < -0.3 for f in fixes)
+    #    its spectrum sinks: total variance of the last layer under a tenth of the random network's,
+    #    where LeJEPA's and VICReg's end above it
+    assert n["variance/toy/last_layer"] < n["variance/init/last_layer"] / 10
+    assert all(n[f"variance/{f}/last_layer"] > n["variance/init/last_layer"] for f in ("lejepa", "vicreg"))
+    # 2. deepest at the top, and only in the CLS token: the patch tokens keep 5x its rank
+    assert n["rankme/toy/first_block"] > n["rankme/toy/last_layer"]
+    assert n["rankme/toy/patch_tokens"] > 5 * n["rankme/toy/last_layer"]
+    # 3. SIGReg and VICReg keep their embedding above a quarter of its width; their last layers end
+    #    above twice the toy's at this size (three times at the CPU preset: test_collapse_phenomenon)
+    for f in ("lejepa", "vicreg"):
+        assert n[f"rankme/{f}/embedding"] > n[f"width/{f}/embedding"] / 4, f
+        assert n[f"rankme/{f}/last_layer"] > 2 * n["rankme/toy/last_layer"], f
+    # 4. DINO's teacher entropy between half of log K and log K; its last layer above twice the toy's
+    log_k = n["dino/teacher_entropy/log_k"]
+    assert 0.5 * log_k < n["dino/teacher_entropy/final"] < log_k
+    assert n["rankme/dino/last_layer"] > 2 * n["rankme/toy/last_layer"]
+    # 5. every run's last layer ends below the random network's
+    assert all(n[f"rankme/{r}/last_layer"] < n["rankme/init/last_layer"] for r in runs)
+
+
+@checks("03_reconstruction_as_anchor")
+def check_reconstruction_as_anchor(numbers: dict, runs_dir: Path) -> None:
+    runs = ("latent-only", "latent+mae", "coherent")
+    for run in runs:
+        for key in (f"invariance/{run}/last_layer", f"label_acc/{run}/last_layer", f"low_level/{run}/last_layer",
+                    f"high_level/{run}/last_layer"):
+            assert key in numbers, key
+        for factor in ("color", "texture", "shape", "count"):
+            assert f"factor/{factor}/{run}/last_layer" in numbers
+        assert -1.0 <= numbers[f"invariance/{run}/last_layer"] <= 1.0
+        assert (runs_dir / "03_reconstruction_as_anchor" / run / "diagnostics.csv").is_file()
+    for run in ("latent+mae", "coherent"):
+        gain = numbers[f"low_level/{run}/last_layer"] - numbers["low_level/latent-only/last_layer"]
+        assert abs(numbers[f"anchor/{run}/low_level_gain"] - gain) < 1e-9
+    # "no recipe stands out at this scale: within 0.15 of each other on every factor and on invariance"
+    for metric in ("color", "texture", "shape", "count", "invariance"):
+        assert numbers[f"spread/{metric}/last_layer"] < 0.15, metric
+    # "in every recipe the CLS token is more invariant at the last layer than after the first block"
+    for run in runs:
+        assert numbers[f"invariance/{run}/last_layer"] > numbers[f"invariance/{run}/first_block"], run
+
+
+@checks("04_dense_curricula")
+def check_dense_curricula(numbers: dict, runs_dir: Path) -> None:
+    for run in ("fixed", "scheduled", "adaptive"):
+        for key in (f"probe/{run}/linear_acc", f"mask_ratio/{run}/final", f"mae_mse/{run}/final"):
+            assert key in numbers, key
+        for factor in ("color", "texture", "shape", "count"):
+            assert f"factor/{factor}/{run}/last_layer" in numbers
+    # the curricula did what they say: the scheduled ratio ends where the fixed one is, and the
+    # adaptive one (its target met at every check here) climbed from 0.25
+    assert numbers["mask_ratio/fixed/final"] == 0.75
+    assert abs(numbers["mask_ratio/scheduled/final"] - 0.75) < 1e-6
+    assert numbers["adaptive/raises"] >= 1
+    assert abs(numbers["mask_ratio/adaptive/final"] - min(0.9, 0.25 + 0.05 * numbers["adaptive/raises"])) < 1e-6
+    # "the curricula end with the same reconstruction loss (within 0.05), whatever ratio they end at"
+    assert numbers["spread/mae_mse/final"] < 0.05
+    # "the label probe: within 0.1 of each other, and of the untrained network's"
+    assert numbers["spread/probe/linear_acc"] < 0.1
+    for run in ("fixed", "scheduled", "adaptive"):
+        assert abs(numbers[f"probe/{run}/linear_acc"] - numbers[f"probe/{run}/before_training"]) < 0.1, run
+
+
+@checks("06_compare_runs")
+def check_compare_runs(numbers: dict, runs_dir: Path) -> None:
+    presets = NOTEBOOKS["06_compare_runs"]["PRESETS"]
+    for preset in presets:
+        assert numbers[f"seeds/{preset}"] == 2
+        assert 0.0 <= numbers[f"linear_acc/{preset}/mean"] <= 1.0 and numbers[f"linear_acc/{preset}/std"] >= 0.0
+    assert "val_acc/supervised/mean" in numbers and "val_acc/lejepa/mean" not in numbers
+    sweeps = [p for p in (runs_dir / "06_compare_runs").iterdir() if (p / "sweep.json").is_file()]
+    assert len(sweeps) == 1
+    assert len([p for p in sweeps[0].iterdir() if (p / "summary.json").is_file()]) == 2 * len(presets)
+    # "supervised and deep supervision cannot be told apart: their mean probes differ by less than
+    # two standard deviations"; "LeJEPA's probe is below the best preset's by more than two"
+    gaps = {key.split("/")[1]: value for key, value in numbers.items() if key.startswith("gap_to_best/")}
+    assert set(gaps) in ({"supervised", "lejepa"}, {"stepwise-deepsup", "lejepa"}), gaps  # a supervised one is best
+    assert gaps["lejepa"] > 2.0, gaps
+    assert gaps.get("supervised", gaps.get("stepwise-deepsup")) < 2.0, gaps
+
+
+# ---- the harness ---------------------------------------------------------------------------------
+
+
+def series() -> list[str]:
+    return sorted(NOTEBOOKS)
+
+
+def execute(notebook: str, out_dir: Path, data_dir: Path, **extra) -> tuple[dict, Path, Path]:
+    """Run ``notebook`` headless with its test parameters; return (headline numbers, runs dir, executed path)."""
+    import papermill
+
+    runs_dir = out_dir / "runs"
+    executed = out_dir / f"{notebook}.ipynb"
+    params = {**NOTEBOOKS[notebook], **extra, "INTERACTIVE": False, "RUNS_DIR": str(runs_dir),
+              "DATA_DIR": str(data_dir)}
+    papermill.execute_notebook(str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(executed), parameters=params,
+                               cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False)
+    path = runs_dir / notebook / "headline.json"
+    assert path.is_file(), f"{notebook} wrote no {path.relative_to(out_dir)}"
+    return json.loads(path.read_text()), runs_dir, executed
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")  # shared: the generated images are cached once
+
+
+def test_every_notebook_of_the_series_has_an_entry_parameters_and_exercises():
+    import jupytext
+
+    for notebook in series():
+        assert notebook in CHECKS, f"{notebook} has test parameters but no @checks function"
+        source = NOTEBOOK_DIR / f"{notebook}.py"
+        assert source.is_file() and source.with_suffix(".ipynb").is_file(), f"{notebook}: .py and .ipynb needed"
+        cells = jupytext.read(source).cells
+        params = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, f"{notebook}: exactly one cell tagged parameters"
+        defined = {line.split("=")[0].strip() for line in params[0].source.splitlines() if "=" in line}
+        missing = [p for p in (*REQUIRED_PARAMETERS, *NOTEBOOKS[notebook]) if p not in defined]
+        assert not missing, f"{notebook}: the parameters cell lacks {missing}"
+        assert any("solution" in c.metadata.get("tags", []) for c in cells), f"{notebook}: no solution cells"
+        assert any(c.cell_type == "markdown" and "## Exercises" in c.source for c in cells), f"{notebook}: no exercises"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", series())
+def test_notebook_runs_headless_and_its_phenomena_hold(notebook, tmp_path, data_dir):
+    numbers, runs_dir, executed = execute(notebook, tmp_path, data_dir)
+    assert numbers, f"{notebook} recorded no headline numbers"
+    bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
+    assert not bad, f"{notebook}: non-finite headline numbers {bad}"
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in json.loads(executed.read_text())["cells"]
+                   for o in c.get("outputs", []))
+    assert "plotly" in html, f"{notebook}: figures must be embedded as HTML so that they survive export"
+    CHECKS[notebook](numbers, runs_dir)

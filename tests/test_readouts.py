@@ -1,0 +1,128 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import workbench as wb
+from workbench import readouts
+from workbench.diagnostics import rankme
+from workbench.module import WorkbenchModule
+
+
+def table():
+    """Two epochs, three layers, two pools; values chosen so every answer is known by hand."""
+    rows = []
+    for epoch in (0, 3):
+        for layer in (0, 1, 2):
+            for pool in ("cls", "mean"):
+                rows.append((epoch, layer, pool, "rankme", 10.0 * epoch + layer + (0.5 if pool == "cls" else 0.0)))
+                # color fades with depth, count grows, shape peaks in the middle (ties at layers 0 and 2)
+                rows.append((epoch, layer, pool, "factor/color", [0.9, 0.6, 0.3][layer]))
+                rows.append((epoch, layer, pool, "factor/count", [0.2, 0.4, 0.8][layer]))
+                rows.append((epoch, layer, pool, "factor/shape", [0.5, 0.7, 0.5][layer]))
+    return pd.DataFrame(rows, columns=["epoch", "layer", "pool", "metric", "value"])
+
+
+def test_by_layer_picks_the_last_epoch_and_the_pool():
+    t = table()
+    assert readouts.final_epoch(t) == 3
+    assert readouts.by_layer(t, "rankme").tolist() == [30.0, 31.0, 32.0]
+    assert readouts.by_layer(t, "rankme", pool="cls", epoch=0).tolist() == [0.5, 1.5, 2.5]
+    assert readouts.at_last_layer(t, "rankme") == 32.0
+
+
+def test_peak_layer_and_factor_table():
+    t = table()
+    assert readouts.peak_layer(t, "factor/color") == 0
+    assert readouts.peak_layer(t, "factor/count") == 2
+    assert readouts.peak_layer(t, "factor/shape") == 1
+    assert readouts.factor_names(t) == ["color", "count", "shape"]
+    ft = readouts.factor_table(t)
+    assert list(ft.columns) == ["color", "count", "shape"] and list(ft.index) == [0, 1, 2]
+    assert ft.loc[2, "color"] == 0.3 and ft.loc[1, "shape"] == 0.7
+
+
+def test_peak_layer_ignores_nan_and_shallowest_wins_a_tie():
+    t = pd.DataFrame({"epoch": 0, "layer": [0, 1, 2, 3], "pool": "mean", "metric": "m",
+                      "value": [float("nan"), 0.4, 0.4, 0.1]})
+    assert readouts.peak_layer(t, "m") == 1
+
+
+def test_missing_metric_pool_and_epoch_are_named():
+    t = table()
+    with pytest.raises(KeyError, match="'knn_acc' was not recorded; recorded metrics: factor/color"):
+        readouts.by_layer(t, "knn_acc")
+    with pytest.raises(KeyError, match="pool 'tokens'.*\\['cls', 'mean'\\]"):
+        readouts.by_layer(t, "rankme", pool="tokens")
+    with pytest.raises(KeyError, match="epoch 7.*\\[0, 3\\]"):
+        readouts.by_layer(t, "rankme", epoch=7)
+    with pytest.raises(ValueError, match="empty"):
+        readouts.by_layer(t.iloc[:0], "rankme")
+
+
+def test_final_logged_averages_the_last_values(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    pd.DataFrame({"epoch": [0, 0, 0, 1], "step": [9, 19, 29, 39], "train/x": [1.0, float("nan"), 3.0, 5.0]}).to_csv(
+        run_dir / "metrics.csv", index=False)
+    run = wb.Run(run_dir)
+    assert readouts.final_logged(run, "train/x") == 5.0
+    assert readouts.final_logged(run, "train/x", last=2) == 4.0  # NaN rows are not logging events
+    with pytest.raises(KeyError, match="'train/y' is not a column.*train/x"):
+        readouts.final_logged(run, "train/y")
+
+
+TINY = ["data.shapes.num_images=400", "data.batch_size=32", "model.width=16", "model.depth=2", "model.heads=2",
+        "model.patch_size=8", "trainer.max_steps=3", "data.probe_size=40", "views.local_crops=0",
+        "diagnostics.enabled=false"]
+
+
+def test_objective_rankme_matches_a_hand_computed_forward(tmp_path):
+    run = wb.fit(preset="toy-collapse", overrides=TINY + ["objectives.toy.params.dim=8", f"runs_dir={tmp_path}"],
+                 cache_dir=tmp_path / "data")
+    dm = wb.data.TensorDataModule(run.config.data, cache_dir=tmp_path / "data").prepare()
+    images = dm.splits["val"].images[:30]
+    got = readouts.objective_rankme(run, images=images)
+    module = WorkbenchModule.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True).eval()
+    with torch.no_grad():
+        out = module(images)
+        toy = module.objectives["toy"]
+        pooled = out.pooled(2, module.backbone.pool)
+        softmax = torch.softmax(toy.projector(pooled), dim=-1)  # the toy's loss compares these
+    assert got["width"] == 8 and got["n"] == 30
+    assert math.isclose(got["embedding"], float(rankme(softmax)), rel_tol=1e-5)
+    assert math.isclose(got["last_layer"], float(rankme(pooled)), rel_tol=1e-5)
+    # without images: the first validation images, rebuilt from the data cache (no probe saved)
+    again = readouts.objective_rankme(run, num_images=30, cache_dir=tmp_path / "data")
+    assert math.isclose(again["embedding"], got["embedding"], rel_tol=1e-5)
+
+
+def test_objective_rankme_without_an_embedding_uses_the_pooled_layer(tmp_path):
+    run = wb.fit(preset="supervised", overrides=TINY + [f"runs_dir={tmp_path}"], cache_dir=tmp_path / "data")
+    images = wb.data.TensorDataModule(run.config.data, cache_dir=tmp_path / "data").prepare().splits["val"].images[:30]
+    got = readouts.objective_rankme(run, images=images)
+    assert got["embedding"] == got["last_layer"] and got["width"] == 16
+    with pytest.raises(KeyError, match="'dino' is not in the run; it has \\['supervised'\\]"):
+        readouts.objective_rankme(run, "dino", images=images)
+
+
+def test_spectrum_reads_the_saved_eigenvalues_largest_first(tmp_path):
+    import numpy as np
+
+    (tmp_path / "embeddings").mkdir()
+    np.savez(tmp_path / "embeddings" / "epoch=000.npz", spectrum_l1_cls=np.array([0.1, 0.5, 0.4]),
+             spectrum_l2_cls=np.array([0.2, 0.2, 0.6]), spectrum_l0_mean=np.array([1.0, 0.0, 0.0]))
+    np.savez(tmp_path / "embeddings" / "epoch=004.npz", spectrum_l2_cls=np.array([0.001, 0.003, 0.0]))
+    run = wb.Run(tmp_path)
+    last = readouts.spectrum(run)  # the last epoch, the deepest layer
+    assert last.tolist() == [0.003, 0.001, 0.0]
+    first = readouts.spectrum(run, epoch=0)
+    assert first.tolist() == [0.6, 0.2, 0.2] and math.isclose(first[0] / first.sum(), 0.6)
+    assert readouts.spectrum(run, layer=1, epoch=0).tolist() == [0.5, 0.4, 0.1]
+    with pytest.raises(KeyError, match="saved layers: \\[1, 2\\]"):
+        readouts.spectrum(run, layer=3, epoch=0)
+    with pytest.raises(KeyError, match="saved epochs: \\[0, 4\\]"):
+        readouts.spectrum(run, epoch=2)
+    with pytest.raises(KeyError, match="pool 'mean' at epoch 4"):
+        readouts.spectrum(run, pool="mean")

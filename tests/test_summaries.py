@@ -1,0 +1,71 @@
+"""Numbers over seeds: per-run numbers, mean +- std per preset, and their display."""
+
+import math
+
+import pandas as pd
+import pytest
+
+import workbench as wb
+from workbench import summaries
+from workbench.runs import Run, write_config
+
+
+def fake_run(root, name, preset, seed, linear_acc, val_acc=None, depth=2, deep=False):
+    """A run directory with a config, a diagnostics table (last layer = depth) and a metrics.csv."""
+    path = root / name
+    path.mkdir(parents=True)
+    write_config(path, wb.make_config(preset, {"seed": seed, "model.depth": depth}))
+    rows = []
+    for epoch, scale in ((0, 0.5), (3, 1.0)):  # epoch 0 (before training) must be ignored
+        for layer in range(depth + 1):
+            rows.append((epoch, layer, "mean", "linear_acc", linear_acc * scale if layer == depth else 0.1))
+            rows.append((epoch, layer, "mean", "knn_acc", 0.5 * scale))
+            rows.append((epoch, layer, "mean", "rankme", 10.0 + layer))
+            rows.append((epoch, layer, "cls", "linear_acc", 0.99))
+    table = pd.DataFrame(rows, columns=["epoch", "layer", "pool", "metric", "value"])
+    table.to_csv(path / "diagnostics.csv", index=False)
+    metrics = [{"epoch": 0, "step": 9, "train/loss": 1.0}]
+    if val_acc is not None:
+        column = f"val/deepsup/acc_l{depth}" if deep else "val/supervised/acc"
+        metrics += [{"epoch": 0, "step": 10, column: 0.0}, {"epoch": 1, "step": 20, column: val_acc}]
+    pd.DataFrame(metrics).to_csv(path / "metrics.csv", index=False)
+    return Run(path)
+
+
+def test_final_numbers_read_the_last_epoch_last_layer_and_last_validation(tmp_path):
+    run = fake_run(tmp_path, "a", "supervised", 0, linear_acc=0.8, val_acc=0.9)
+    assert summaries.final_numbers(run) == {"val_acc": 0.9, "linear_acc": 0.8, "knn_acc": 0.5, "rankme": 12.0}
+    assert summaries.final_numbers(run, pool="cls")["linear_acc"] == 0.99
+    deep = fake_run(tmp_path, "b", "stepwise-deepsup", 0, linear_acc=0.8, val_acc=0.7, deep=True)
+    assert summaries.val_accuracy(deep) == 0.7
+    ssl = fake_run(tmp_path, "c", "lejepa", 0, linear_acc=0.4)
+    assert math.isnan(summaries.final_numbers(ssl)["val_acc"])
+
+
+def test_mean_and_sample_std_over_seeds_per_preset(tmp_path):
+    runs = [fake_run(tmp_path, f"sup-{s}", "supervised", s, linear_acc=acc, val_acc=acc + 0.05)
+            for s, acc in enumerate([0.8, 0.9, 1.0])]
+    runs += [fake_run(tmp_path, "lejepa-0", "lejepa", 0, linear_acc=0.4)]
+    table = summaries.seed_table(runs)
+    assert table["preset"].tolist() == ["supervised"] * 3 + ["lejepa"] and table["seed"].tolist() == [0, 1, 2, 0]
+    stats = summaries.mean_std(table)
+    assert list(stats.index) == ["supervised", "lejepa"]  # order of first appearance
+    # 0.8, 0.9, 1.0: mean 0.9, sample std sqrt(((-0.1)^2 + 0 + 0.1^2) / 2) = 0.1
+    assert stats.loc["supervised", "linear_acc/mean"] == pytest.approx(0.9)
+    assert stats.loc["supervised", "linear_acc/std"] == pytest.approx(0.1)
+    assert stats.loc["supervised", "val_acc/mean"] == pytest.approx(0.95)
+    assert stats.loc["supervised", "n"] == 3 and stats.loc["lejepa", "n"] == 1
+    # one seed: the std is undefined, not 0; a number no run recorded stays NaN
+    assert math.isnan(stats.loc["lejepa", "linear_acc/std"]) and math.isnan(stats.loc["lejepa", "val_acc/mean"])
+    shown = summaries.mean_pm_std(stats)
+    assert shown.loc["supervised", "linear_acc"] == "0.900 ± 0.100"
+    assert shown.loc["lejepa", "linear_acc"] == "0.400" and shown.loc["lejepa", "val_acc"] == "-"
+    assert shown.loc["supervised", "n"] == 3
+
+
+def test_errors_name_what_exists(tmp_path):
+    table = summaries.seed_table([fake_run(tmp_path, "a", "supervised", 0, linear_acc=0.8)])
+    with pytest.raises(KeyError, match="cannot group by 'method'.*run, preset, seed"):
+        summaries.mean_std(table, by="method")
+    with pytest.raises(KeyError, match="no column 'top5'"):
+        summaries.mean_std(table, numbers=["top5"])

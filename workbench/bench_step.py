@@ -1,0 +1,235 @@
+"""Training-step time: the workbench (Lightning, objectives, logging) against a plain PyTorch loop.
+
+Both sides train the same preset on the same data, on the same device, with the same modules:
+
+* **workbench**: ``wb.fit`` itself -- the Lightning trainer, the :class:`WorkbenchModule` with its
+  objectives, views, non-finite tracking, monitors and logging at the default interval -- with
+  diagnostics disabled (their cost is measured separately).
+* **plain loop**: a hand-written ``for batch in batches: zero_grad, forward, loss, backward, clip,
+  step, EMA`` over the library's ``nn.Module``\\ s -- the :class:`VisionTransformer`, the
+  objective's head (a linear classifier for ``supervised``; for ``dino`` the DINO head, its EMA
+  copy, the EMA teacher backbone and :class:`DINOLoss` on the same multi-crop views), AdamW with
+  the same parameter groups, learning-rate schedule and gradient clipping, batches from the same
+  :class:`TensorBatches`. It logs nothing, checks nothing and keeps no metrics: the floor the
+  workbench is measured against.
+
+A step's time is the interval between the starts of consecutive batches (so data slicing,
+logging and hooks are inside it), after ``warmup`` steps; intervals that span an epoch end
+(validation, checkpoint) are dropped; the median over the measured steps is reported. On CUDA
+both sides synchronise at every timestamp, so an interval is the device's time, not the time to
+queue kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+
+from .config import RunConfig
+from .presets import make_config
+
+#: Presets the plain loop reproduces (each needs its own hand-written loss).
+PRESETS = ("supervised", "dino")
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepTimer(Callback):
+    """Timestamps of every training batch start (and the epoch each belongs to)."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[int, float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        _synchronise(pl_module.device)
+        self.starts.append((trainer.current_epoch, time.perf_counter()))
+
+
+def step_intervals(starts: Sequence[tuple[int, float]], warmup: int) -> list[float]:
+    """Seconds between consecutive batch starts of the same epoch, skipping the first ``warmup``
+    batches. ``[(0, 0.0), (0, 1.0), (0, 3.0), (1, 9.0), (1, 10.0)]`` with ``warmup=0`` gives
+    ``[1.0, 2.0, 1.0]`` (the interval across the epoch end is dropped)."""
+    out = []
+    for (epoch_a, a), (epoch_b, b) in zip(starts[warmup:], starts[warmup + 1:]):
+        if epoch_a == epoch_b:
+            out.append(b - a)
+    return out
+
+
+def workbench_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: int,
+                         runs_dir: str | Path, cache_dir: str | Path | None = "data") -> list[float]:
+    """Per-step seconds of ``wb.fit`` (diagnostics off, everything else as configured)."""
+    from .train import fit
+
+    timer = StepTimer()
+    fit(preset=preset, overrides=[*overrides, "diagnostics.enabled=false", f"trainer.max_steps={warmup + steps + 1}",
+                                  f"runs_dir={runs_dir}"], callbacks=[timer], cache_dir=cache_dir)
+    return step_intervals(timer.starts, warmup)
+
+
+def _optimiser(config: RunConfig, modules: dict[str, torch.nn.Module], total_steps: int, device: torch.device):
+    """AdamW over the trainable parameters with the workbench's groups (no weight decay on biases,
+    norms, position embeddings and tokens), warm-up + cosine schedule."""
+    from functools import partial
+
+    from .schedules import warmup_cosine
+
+    o = config.optim
+    skip = {f"backbone.{name}" for name in modules["backbone"].no_weight_decay()}
+    decay, no_decay = [], []
+    for prefix, module in modules.items():
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or f"{prefix}.{name}" in skip else decay).append(p)
+    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=o.lr, betas=tuple(o.betas), fused=device.type == "cuda")
+    schedule = partial(warmup_cosine, total=total_steps, warmup=int(o.warmup_fraction * total_steps), start=1.0,
+                       end=o.min_lr_ratio)
+    return optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
+
+
+def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: int,
+                     cache_dir: str | Path | None = "data", device: str | torch.device | None = None,
+                     losses: list[float] | None = None) -> list[float]:
+    """Per-step seconds of the hand-written loop for ``preset`` (one of :data:`PRESETS`).
+
+    ``losses``: a list to receive every step's loss (read from the device after the loop). With the
+    same seed, ``supervised`` starts from the same weights and batches as ``wb.fit``, so its losses
+    match the workbench's logged ``train/loss``.
+    """
+    from .data.datamodule import TensorBatches, TensorDataModule
+    from .losses import DINOLoss
+    from .module import build_backbone
+    from .objectives.heads import DINOHead
+    from .objectives.supervised import LinearHead
+    from .schedules import build_schedule
+    from .teacher import ema_update_
+    from .views import AugmentSpec, multi_crop
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r} is invalid: the plain loop exists for {', '.join(PRESETS)}")
+    config = make_config(preset, overrides)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    data = TensorDataModule(config.data, cache_dir=cache_dir, order_seed=config.seed).prepare()
+    info = data.info
+    torch.manual_seed(config.seed)
+    backbone = build_backbone(config, info).to(device)
+    modules: dict[str, torch.nn.Module] = {"backbone": backbone}
+    mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
+    depth, pool = backbone.depth, backbone.pool
+
+    if preset == "supervised":
+        head = LinearHead(backbone.width, info.num_classes, normalise=False).to(device)
+        modules["head"] = head
+
+        def loss_of(batch: dict[str, torch.Tensor], generator: torch.Generator, step: int) -> torch.Tensor:
+            x = (batch["images"].float() / 255.0 - mean) / std
+            return F.cross_entropy(head(backbone(x).pooled(depth, pool)).float(), batch["labels"])
+    else:
+        from .objectives.dino import DINOObjective
+
+        p = {**DINOObjective.defaults, **config.objectives["dino"].params}
+        head = DINOHead(backbone.width, p["out_dim"], p["hidden"], p["bottleneck"]).to(device)
+        teacher_head = copy.deepcopy(head).requires_grad_(False)
+        teacher = copy.deepcopy(backbone).requires_grad_(False).eval()
+        criterion = DINOLoss(p["out_dim"], student_temp=p["student_temp"], center_momentum=p["center_momentum"]).to(device)
+        teacher_temp = build_schedule(p["teacher_temp"], "teacher_temp")
+        modules["head"] = head
+        v = config.views
+        spec = AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
+        side, patch = info.image_size, backbone.patch_size
+        local_size = v.local_size or max(patch, (side // 2) // patch * patch)
+
+        def loss_of(batch: dict[str, torch.Tensor], generator: torch.Generator, step: int) -> torch.Tensor:
+            x = batch["images"].float() / 255.0
+            globals_, locals_ = multi_crop(
+                x, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),
+                local_crops=v.local_crops, local_size=local_size, local_scale=tuple(v.local_scale),
+                global_specs=[spec] * v.global_crops, local_spec=spec)
+            g = (torch.cat(globals_) - mean) / std
+            student = list(head(backbone(g).pooled(depth, pool)).chunk(v.global_crops))
+            if locals_:
+                loc = (torch.cat(locals_) - mean) / std
+                student += list(head(backbone(loc).pooled(depth, pool)).chunk(v.local_crops))
+            with torch.no_grad():
+                target = list(teacher_head(teacher(g).pooled(depth, pool)).chunk(v.global_crops))
+            return criterion(student, target, teacher_temp=float(teacher_temp.value(step, total)))
+
+    total = warmup + steps + 1
+    optimiser, scheduler = _optimiser(config, modules, total, device)
+    momentum = build_schedule(config.teacher.momentum, "teacher.momentum")
+    params = [q for group in optimiser.param_groups for q in group["params"]]  # Lightning clips in this order
+    recorded: list[torch.Tensor] = []
+    batches = TensorBatches(data.splits["train"].to(device), config.data.batch_size, shuffle=True, seed=config.seed,
+                            drop_last=True)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    for m in modules.values():
+        m.train()
+
+    starts: list[tuple[int, float]] = []
+    step, epoch = 0, 0
+    while step < total:
+        batches.epoch = lambda e=epoch: e
+        for batch in batches:
+            if step == total:
+                break
+            _synchronise(device)
+            starts.append((epoch, time.perf_counter()))
+            with autocast:
+                loss = loss_of(batch, generator, step)
+            recorded.append(loss.detach())
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
+            optimiser.step()
+            scheduler.step()
+            if preset == "dino":
+                m = momentum.value(step, total)
+                ema_update_(teacher, backbone, m)
+                ema_update_(teacher_head, head, m)
+            step += 1
+        epoch += 1
+    if losses is not None:
+        losses.extend(torch.stack(recorded).tolist())
+    return step_intervals(starts, warmup)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def compare_step(preset: str, overrides: Sequence[str], steps: int, warmup: int, runs_dir: str | Path,
+                 cache_dir: str | Path | None = "data", repeats: int = 2,
+                 log: Callable[[str], None] = lambda _: None) -> dict[str, float]:
+    """Median per-step milliseconds of both sides and their ratio (workbench / plain).
+
+    The two sides alternate ``repeats`` times, so a change in the machine's load during the
+    measurement hits both; the medians pool every measured step of a side.
+    """
+    plain, workbench = [], []
+    for _ in range(repeats):
+        log(f"  {preset}: plain PyTorch loop ({steps} steps)")
+        plain += plain_step_times(preset, overrides, steps, warmup, cache_dir)
+        log(f"  {preset}: wb.fit ({steps} steps)")
+        workbench += workbench_step_times(preset, overrides, steps, warmup, runs_dir, cache_dir)
+    plain_ms, workbench_ms = 1000 * statistics.median(plain), 1000 * statistics.median(workbench)
+    return {"plain_ms": plain_ms, "workbench_ms": workbench_ms, "ratio": workbench_ms / plain_ms,
+            "steps": len(workbench), "plain_steps": len(plain)}

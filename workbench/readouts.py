@@ -1,0 +1,188 @@
+"""Numbers read off a finished run: the per-layer values a notebook states and a test asserts.
+
+The diagnostics table (``run.diagnostics``: epoch, layer, pool, metric, value) holds every number;
+these helpers pick the ones a sentence is about -- "at the last layer", "the layer where the factor
+peaks", "every factor by layer" -- always at one epoch (the last recorded one unless asked) and one
+pooling, so that two runs are compared like for like.
+
+:func:`objective_rankme` is the exception: it reloads the final checkpoint to measure the RankMe of
+the embedding an objective's loss acts on (a projector's output, which the diagnostics, being about
+the backbone, do not record).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .runs import Run
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+FACTOR_PREFIX = "factor/"
+
+
+def _table(run_or_table: Run | pd.DataFrame) -> pd.DataFrame:
+    table = run_or_table.diagnostics if isinstance(run_or_table, Run) else run_or_table
+    missing = {"epoch", "layer", "pool", "metric", "value"} - set(table.columns)
+    if missing:
+        raise ValueError(f"a diagnostics table needs the columns epoch, layer, pool, metric, value; "
+                         f"missing {sorted(missing)}")
+    if table.empty:
+        raise ValueError("the diagnostics table is empty: was the run trained with diagnostics.enabled=true?")
+    return table
+
+
+def final_epoch(run_or_table: Run | pd.DataFrame) -> int:
+    """The last epoch with diagnostics."""
+    return int(_table(run_or_table)["epoch"].max())
+
+
+def by_layer(run_or_table: Run | pd.DataFrame, metric: str, pool: str = "mean", epoch: int | None = None) -> pd.Series:
+    """``metric`` per layer (a Series indexed by layer, ascending) at ``epoch`` (default: the last).
+
+    Raises ``KeyError`` naming what exists when the metric or the pool was not recorded.
+    """
+    table = _table(run_or_table)
+    epoch = int(table["epoch"].max()) if epoch is None else int(epoch)
+    if epoch not in set(table["epoch"]):
+        raise KeyError(f"no diagnostics at epoch {epoch}; recorded epochs: {sorted(set(table['epoch']))}")
+    rows = table[(table["epoch"] == epoch) & (table["pool"] == pool) & (table["metric"] == metric)]
+    if rows.empty:
+        pools = sorted(set(table.loc[table["metric"] == metric, "pool"]))
+        if pools:
+            raise KeyError(f"metric {metric!r} has no rows for pool {pool!r}; it was recorded for pools {pools}")
+        known = sorted(set(table["metric"]))
+        raise KeyError(f"metric {metric!r} was not recorded; recorded metrics: {', '.join(known)}")
+    return rows.groupby("layer")["value"].mean().sort_index().rename(metric)
+
+
+def at_last_layer(run_or_table: Run | pd.DataFrame, metric: str, pool: str = "mean", epoch: int | None = None) -> float:
+    """``metric`` at the deepest layer that recorded it."""
+    series = by_layer(run_or_table, metric, pool, epoch)
+    return float(series.iloc[-1])
+
+
+def peak_layer(run_or_table: Run | pd.DataFrame, metric: str, pool: str = "mean", epoch: int | None = None) -> int:
+    """The layer where ``metric`` is highest (the shallowest one on a tie); NaN values are ignored."""
+    series = by_layer(run_or_table, metric, pool, epoch).dropna()
+    if series.empty:
+        raise ValueError(f"metric {metric!r} is NaN at every layer")
+    return int(series.index[series.to_numpy().argmax()])
+
+
+def factor_names(run_or_table: Run | pd.DataFrame) -> list[str]:
+    """The ground-truth factors whose decodability was recorded, in the table's order."""
+    metrics = _table(run_or_table)["metric"]
+    return list(dict.fromkeys(m[len(FACTOR_PREFIX):] for m in metrics if m.startswith(FACTOR_PREFIX)))
+
+
+def factor_table(run_or_table: Run | pd.DataFrame, pool: str = "mean", epoch: int | None = None) -> pd.DataFrame:
+    """Decodability of every factor by layer: rows are layers, columns factor names (accuracy for a
+    categorical factor, R^2 for a continuous one)."""
+    names = factor_names(run_or_table)
+    if not names:
+        raise KeyError("no factor/<name> metrics recorded: the dataset has no ground-truth factors (use shapes)")
+    table = _table(run_or_table)
+    return pd.DataFrame({name: by_layer(table, FACTOR_PREFIX + name, pool, epoch) for name in names}).rename_axis("layer")
+
+
+def spectrum(run: Run, layer: int | None = None, pool: str = "cls", epoch: int | None = None) -> "np.ndarray":
+    """The saved covariance spectrum of one layer (eigenvalues of the covariance of the
+    l2-normalised probe embeddings, largest first) at ``epoch`` (default: the last with embeddings).
+
+    ``layer`` defaults to the deepest one saved for ``pool``. Its sum is the total variance of the
+    normalised embeddings (0 under complete collapse); ``spectrum[0] / spectrum.sum()`` the share
+    of the strongest direction.
+    """
+    import numpy as np
+
+    epochs = run.embedding_epochs()
+    if not epochs:
+        raise FileNotFoundError(f"{run.path / 'embeddings'} holds no epoch=NNN.npz: the run saved no embeddings")
+    epoch = epochs[-1] if epoch is None else int(epoch)
+    if epoch not in epochs:
+        raise KeyError(f"no embeddings at epoch {epoch}; saved epochs: {epochs}")
+    arrays = run.embeddings(epoch)
+    prefix, suffix = "spectrum_l", f"_{pool}"
+    layers = sorted(int(k[len(prefix):-len(suffix)]) for k in arrays if k.startswith(prefix) and k.endswith(suffix))
+    if not layers:
+        raise KeyError(f"no spectra saved for pool {pool!r} at epoch {epoch}")
+    layer = layers[-1] if layer is None else int(layer)
+    if layer not in layers:
+        raise KeyError(f"no spectrum for layer {layer} ({pool} pool); saved layers: {layers}")
+    return np.sort(np.asarray(arrays[f"{prefix}{layer}{suffix}"], dtype=np.float64))[::-1]
+
+
+def final_logged(run: Run, column: str, last: int = 1) -> float:
+    """The mean of the last ``last`` logged values of a metrics.csv column (e.g. ``train/dino/teacher_entropy``)."""
+    metrics = run.metrics
+    if column not in metrics:
+        raise KeyError(f"{column!r} is not a column of {run.path / 'metrics.csv'}; "
+                       f"columns: {', '.join(c for c in metrics.columns if c not in ('epoch', 'step'))}")
+    values = metrics[column].dropna()
+    if values.empty:
+        return math.nan
+    return float(values.iloc[-max(1, int(last)):].mean())
+
+
+def objective_rankme(run: Run, objective: str | None = None, images: "torch.Tensor | None" = None,
+                     num_images: int = 300, cache_dir: Any = "data") -> dict[str, float]:
+    """RankMe of the embedding ``objective``'s loss acts on, and of the backbone's last layer, on
+    held-out clean images, from the run's final checkpoint.
+
+    The embedding is what the objective's ``embedding(out)`` returns (a joint-embedding objective's
+    projector output; the toy's softmax). An objective without one (DINO, whose loss acts on
+    prototype scores of the pooled token) is measured on the pooled token of the layer it reads.
+    The images default to the first ``num_images`` images of the probe set (the first validation
+    images) that the run saved; ``cache_dir`` is where to rebuild the data when it saved none.
+    ``objective`` may be omitted when the run has exactly one.
+
+    Returns ``{"embedding": ..., "last_layer": ..., "width": <embedding width>, "n": <images>}``.
+    """
+    import torch
+
+    from .diagnostics import rankme
+    from .module import WorkbenchModule
+
+    if not run.checkpoint.is_file():
+        raise FileNotFoundError(f"{run.checkpoint} does not exist: the run has no final checkpoint")
+    module = WorkbenchModule.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True).eval()
+    names = list(module.objectives)
+    if objective is None:
+        if len(names) != 1:
+            raise ValueError(f"the run has objectives {names}: name the one to measure")
+        objective = names[0]
+    if objective not in module.objectives:
+        raise KeyError(f"objective {objective!r} is not in the run; it has {names}")
+    if images is None:
+        images = _held_out_images(run, num_images, cache_dir)
+    target = module.objectives[objective]
+    with torch.no_grad():
+        out = module(images)
+        if hasattr(target, "embedding"):
+            embedding = target.embedding(out)
+        else:
+            embedding = out.pooled(target.layers[-1], getattr(target, "pool", module.backbone.pool)).float()
+        last = out.pooled(module.backbone.depth, module.backbone.pool).float()
+    return {"embedding": float(rankme(embedding)), "last_layer": float(rankme(last)),
+            "width": float(embedding.shape[1]), "n": float(embedding.shape[0])}
+
+
+def _held_out_images(run: Run, num_images: int, cache_dir: Any) -> "torch.Tensor":
+    import torch
+
+    if (run.path / "embeddings" / "probe.npz").is_file():
+        images = torch.from_numpy(run.probe()["images"])
+        # the probe set is the first probe_size validation images: it serves when it is large
+        # enough, or when it is smaller than probe_size (then it is the whole validation split)
+        if len(images) >= num_images or len(images) < run.config.data.probe_size:
+            return images[:num_images]
+    from .data import TensorDataModule
+
+    dm = TensorDataModule(run.config.data, cache_dir=cache_dir).prepare()
+    return dm.splits["val"].images[:num_images].cpu()

@@ -1,0 +1,113 @@
+"""Numbers over seeds: one row per run, then mean +- std per experiment.
+
+A single run is one draw: a different seed changes the initialisation, the order of the batches
+and the augmentations, and its final accuracy moves by a point or more. A claim that one recipe
+beats another needs the spread over seeds next to the difference. These helpers make the table a
+sweep (:func:`workbench.sweep.sweep`) is read through:
+
+* :func:`final_numbers` -- the few numbers that summarise a finished run;
+* :func:`seed_table` -- one row per run (preset, seed and those numbers);
+* :func:`mean_std` -- per preset (or any column): mean, standard deviation over seeds, and count;
+* :func:`mean_pm_std` -- the same as ``"0.912 ± 0.004"`` strings, for display.
+
+The standard deviation is the sample one (``ddof=1``, pandas' default): with three seeds it is a
+rough estimate, and with one seed it is undefined (NaN), not 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pandas as pd
+
+from .runs import Run, load_run
+
+#: The per-run numbers :func:`final_numbers` returns, in display order.
+NUMBERS = ("val_acc", "linear_acc", "knn_acc", "rankme")
+
+
+def val_accuracy(run: Run) -> float:
+    """The last validation accuracy a supervised objective logged (``val/<objective>/acc``, or the
+    last layer's ``acc_l<depth>`` under deep supervision); NaN for a run without a label head."""
+    metrics = run.metrics
+    if metrics.empty:
+        return math.nan
+    depth = run.config.model.depth
+    for suffix in ("/acc", f"/acc_l{depth}"):
+        for column in metrics.columns:
+            if column.startswith("val/") and column.endswith(suffix):
+                values = metrics[column].dropna()
+                if len(values):
+                    return float(values.iloc[-1])
+    return math.nan
+
+
+def final_numbers(run: Run, pool: str = "mean") -> dict[str, float]:
+    """The numbers that summarise a finished run, at its last diagnostics epoch and last layer.
+
+    ``val_acc``: the final validation accuracy of its label head (NaN without one); ``linear_acc``
+    and ``knn_acc``: the label's linear and kNN probes on the probe set's ``pool`` embedding;
+    ``rankme``: the RankMe of that embedding. A number the run did not record is NaN.
+    """
+    from .readouts import at_last_layer
+
+    out = {"val_acc": val_accuracy(run)}
+    for metric in ("linear_acc", "knn_acc", "rankme"):
+        try:
+            out[metric] = at_last_layer(run, metric, pool)
+        except (KeyError, ValueError):  # no diagnostics, or a dataset without labels
+            out[metric] = math.nan
+    return out
+
+
+def seed_table(runs: "Sequence[Run | str]", pool: str = "mean") -> pd.DataFrame:
+    """One row per run: ``run``, ``preset``, ``seed`` and :func:`final_numbers`."""
+    rows = []
+    for r in runs:
+        run = r if isinstance(r, Run) else load_run(r)
+        config = run.config
+        rows.append({"run": run.name, "preset": config.preset or run.name, "seed": config.seed,
+                     **final_numbers(run, pool)})
+    return pd.DataFrame(rows, columns=["run", "preset", "seed", *NUMBERS])
+
+
+def mean_std(table: pd.DataFrame, by: str = "preset", numbers: Sequence[str] = NUMBERS) -> pd.DataFrame:
+    """Mean, sample standard deviation and count of each number per ``by`` group.
+
+    Columns are flat: ``<number>/mean``, ``<number>/std`` and one ``n`` (runs in the group); groups
+    keep the order in which they first appear. NaN values (a number a run did not record) are left
+    out of that number's mean and std.
+    """
+    if by not in table.columns:
+        raise KeyError(f"cannot group by {by!r}: the table has columns {', '.join(table.columns)}")
+    missing = [n for n in numbers if n not in table.columns]
+    if missing:
+        raise KeyError(f"the table has no column {missing[0]!r}; it has {', '.join(table.columns)}")
+    order = list(dict.fromkeys(table[by]))
+    grouped = table.groupby(by, sort=False)
+    out = pd.DataFrame(index=pd.Index(order, name=by))
+    for number in numbers:
+        out[f"{number}/mean"] = grouped[number].mean()
+        out[f"{number}/std"] = grouped[number].std(ddof=1)
+    out["n"] = grouped.size()
+    return out
+
+
+def mean_pm_std(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``mean_std``'s table as ``"mean ± std"`` strings, one column per number (plus ``n``).
+
+    A number that no run of a group recorded shows as ``"-"``; a single run shows its value alone.
+    """
+    numbers = [c[: -len("/mean")] for c in summary.columns if c.endswith("/mean")]
+    out = pd.DataFrame(index=summary.index)
+    for number in numbers:
+        def cell(mean: float, std: float) -> str:
+            if not math.isfinite(mean):
+                return "-"
+            return f"{mean:.{digits}f}" if not math.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+        out[number] = [cell(m, s) for m, s in zip(summary[f"{number}/mean"], summary[f"{number}/std"])]
+    if "n" in summary:
+        out["n"] = summary["n"]
+    return out
