@@ -23,56 +23,57 @@
 # 4. explore what each layer makes of held-out images with the **layer explorer**.
 #
 # Everything here is a call into the `workbench` library; the notebook holds no training logic.
-# With the default parameters it finishes in about a minute and a half on two CPU cores; on a GPU,
-# raise `NUM_IMAGES`, `MAX_EPOCHS` and the model size, and use `PATCH_SIZE = 4`.
+# With the default parameters (`SCALE = "cpu"`) it finishes in about a minute and a half on two
+# CPU cores. `SCALE = "gpu"` trains a 9-layer ViT on CIFAR-10 (4 x 4 patches) instead; put the
+# official python batches (`cifar-10-batches-py/`) under `DATA_DIR` first.
 
 # %% tags=["parameters"]
-DATASET = "shapes"  # shapes | digits | fashion_mnist | cifar10 | ...
+SCALE = "cpu"  # cpu: `shapes` on two CPU cores, about a minute and a half | gpu: CIFAR-10 scale, one GPU
 PRESET = "supervised"  # see `python -m workbench presets`
-MAX_EPOCHS = 8
+INTERACTIVE = True  # False in headless runs: no progress bar, static figures
 SEED = 0
-INTERACTIVE = True  # False in headless runs: no progress bar
-NUM_IMAGES = 12000  # shapes only: images generated (train + val + test)
-IMAGE_SIZE = 32  # shapes only: image side
-PATCH_SIZE = 8  # 8 x 8 patches: a 4 x 4 grid of tokens, fast on a CPU (try 4 on a GPU)
-WIDTH = 96
-DEPTH = 4
-HEADS = 4
-BATCH_SIZE = 128
-LR = 2e-3
+DATASET = ""  # empty: the scale's (shapes | cifar10); or digits | fashion_mnist | ...
+MAX_EPOCHS = 0  # 0: the scale's default (likewise every size below)
+NUM_IMAGES = 0  # shapes only: images generated (train + val + test)
+PATCH_SIZE = 0  # 8 on the CPU scale (a 4 x 4 grid of tokens), 4 on the GPU scale
+WIDTH = 0
+DEPTH = 0
+HEADS = 0
+BATCH_SIZE = 0
+LR = 0.0
 RUNS_DIR = "../runs"
-DATA_DIR = "../data"
+DATA_DIR = "../data"  # generated `shapes` are cached here; the GPU scale reads CIFAR-10's python batches here
 RUN_NAME = ""  # empty: a generated name
 EXPLORE_POINTS = 1000  # probe images the layer explorer lays out
 UMAP_EPOCHS = 200  # UMAP optimisation epochs per layer (None: umap-learn's default, slower)
+SOLUTIONS = False  # True: the exercise solutions train their extra runs too
 
 # %%
 import pandas as pd
 
 import workbench as wb
-from workbench import widgets
+from workbench import readouts, widgets
 
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
-config = wb.make_config(
-    PRESET,
-    {
-        "data.name": DATASET,
-        "data.shapes.num_images": NUM_IMAGES,
-        "data.shapes.image_size": IMAGE_SIZE,
-        "data.batch_size": BATCH_SIZE,
-        "model.patch_size": PATCH_SIZE,
-        "model.width": WIDTH,
-        "model.depth": DEPTH,
-        "model.heads": HEADS,
-        "optim.lr": LR,
-        "trainer.max_epochs": MAX_EPOCHS,
-        "trainer.enable_progress_bar": INTERACTIVE,
-        "seed": SEED,
-        "runs_dir": RUNS_DIR,
-        "name": RUN_NAME,
-    },
-)
+# One dict per scale; a non-empty parameter above replaces the scale's value.
+SCALES = {
+    "cpu": {"data.name": "shapes", "data.shapes.num_images": 12000, "model.patch_size": 8, "model.width": 96,
+            "model.depth": 4, "model.heads": 4, "data.batch_size": 128, "optim.lr": 2e-3, "trainer.max_epochs": 8},
+    "gpu": {"data.name": "cifar10", "data.root": DATA_DIR, "model.patch_size": 4, "model.width": 192,
+            "model.depth": 9, "model.heads": 6, "data.batch_size": 256, "optim.lr": 1e-3, "trainer.max_epochs": 50},
+}
+chosen = {"data.name": DATASET, "data.shapes.num_images": NUM_IMAGES, "model.patch_size": PATCH_SIZE,
+          "model.width": WIDTH, "model.depth": DEPTH, "model.heads": HEADS, "data.batch_size": BATCH_SIZE,
+          "optim.lr": LR, "trainer.max_epochs": MAX_EPOCHS}
+config = wb.make_config(PRESET, {
+    **SCALES[SCALE],
+    **{key: value for key, value in chosen.items() if value},
+    "trainer.enable_progress_bar": INTERACTIVE,
+    "seed": SEED,
+    "runs_dir": RUNS_DIR,
+    "name": RUN_NAME,
+})
 print(config.to_yaml())
 
 # %% [markdown]
@@ -175,3 +176,42 @@ widgets.layer_explorer(run, interactive=INTERACTIVE, epochs=run.embedding_epochs
 #    exceeds 90%.
 # 5. In the layer explorer, colour by `shape` (the label), then by `color`. At which layer do the
 #    shapes form islands, and is colour still sorted there?
+
+# %% tags=["solution"]
+# Exercise 1: the same model and data, labelled by the number of objects.
+if SOLUTIONS:
+    counting = wb.fit(config.with_overrides({"data.label": "count", "name": ""}), cache_dir=DATA_DIR)
+    print("test accuracy, shape: {:.3f}  count: {:.3f}".format(
+        run.summary["headline"]["test/supervised/acc"], counting.summary["headline"]["test/supervised/acc"]))
+
+# %% tags=["solution"]
+# Exercise 2: twice as deep, half as wide (about a quarter fewer parameters per block pair).
+if SOLUTIONS:
+    deep = wb.fit(config.with_overrides({"model.depth": 2 * config.model.depth, "model.width": config.model.width // 2,
+                                         "model.heads": max(1, config.model.heads // 2), "name": ""}),
+                  cache_dir=DATA_DIR)
+    display(pd.DataFrame({label: {"wall s": r.summary["wall_s"], "test acc": r.summary["headline"]["test/supervised/acc"]}
+                          for label, r in {"as trained": run, "deep and narrow": deep}.items()}).T.round(3))
+
+# %% tags=["solution"]
+# Exercise 3: scikit-learn's digits, 8 x 8 images in 2 x 2 patches.
+if SOLUTIONS:
+    digits = wb.fit(config.with_overrides({"data.name": "digits", "model.patch_size": 2, "name": ""}),
+                    cache_dir=DATA_DIR)
+    print("digits test accuracy: {:.3f}".format(digits.summary["headline"]["test/supervised/acc"]))
+
+# %% tags=["solution"]
+# Exercise 4: the first logged step at which training accuracy exceeds 90%.
+if "train/supervised/acc" in run.metrics:
+    accuracy = run.metrics.set_index("step")["train/supervised/acc"].dropna()
+    above = accuracy[accuracy > 0.9]
+    print("first logged step above 90%:", int(above.index[0]) if len(above) else "none")
+else:  # a run shorter than one logging interval (`trainer.log_every_n_steps`) logs no training rows
+    print("no training accuracy logged")
+
+# %% tags=["solution"]
+# Exercise 5: the shape (the label) is read linearly from each layer; colour decodability per layer
+# says whether the network still keeps it where the shapes have separated.
+if "color" in readouts.factor_names(run):
+    display(pd.DataFrame({"shape (linear probe)": readouts.by_layer(run, "linear_acc", pool="cls"),
+                          "color": readouts.by_layer(run, "factor/color", pool="cls")}).round(3))

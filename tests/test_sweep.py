@@ -59,6 +59,18 @@ def test_a_completed_run_is_kept_when_the_sweep_is_run_again(two_by_two, monkeyp
     assert [r.name for r in again] == ["supervised-seed0"] and lines == ["[0] supervised-seed0: already completed, kept"]
 
 
+def test_a_completed_run_with_other_settings_is_reported_not_reused(two_by_two, monkeypatch):
+    root, runs = two_by_two
+    monkeypatch.chdir(root.parent.parent)
+    lines = []
+    with pytest.raises(SweepError) as caught:
+        sweep(["supervised"], [0], [*TINY, "model.depth=3"], runs_dir="runs", name="grid", echo=lines.append)
+    (failure,) = caught.value.failures
+    assert failure["job"] == "supervised-seed0" and "other settings (model.depth)" in failure["tail"]
+    assert lines == ["[0] supervised-seed0: FAILED (its run directory holds a run with other settings)"]
+    assert runs[0].config.model.depth == 2  # left as it was
+
+
 def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # Removing the supervised objective leaves the supervised preset with none (a config error in

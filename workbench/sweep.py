@@ -168,9 +168,39 @@ def _env(jobs_in_flight: int) -> dict[str, str]:
     return env
 
 
+def _job_overrides(job: Job) -> list[str]:
+    """The ``--set`` values of a job's command line, in order."""
+    return [job.args[i + 1] for i, arg in enumerate(job.args[:-1]) if arg == "--set"]
+
+
+def _changed_settings(job: Job, run: Run) -> list[str]:
+    """The config fields in which a finished run differs from what ``job`` would train now (its
+    preset, the sweep's overrides and the seed), as dotted names; empty when it is the same run."""
+    from .presets import make_config
+
+    def flat(tree: dict, prefix: str = "") -> dict[str, object]:
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict) and value:
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    try:
+        expected = flat(make_config(job.preset, _job_overrides(job)).to_dict())
+        actual = flat(run.config.to_dict())
+    except Exception as error:  # an unreadable config.yaml is a different run, not a crash of the sweep
+        return [f"config.yaml unreadable: {error}"]
+    ignored = {"name", "runs_dir"}  # where the run lives, not how it was trained
+    return sorted(k for k in set(expected) | set(actual) if k not in ignored and expected.get(k) != actual.get(k))
+
+
 def run_jobs(root: Path, jobs: Sequence[Job], parallel: int = 1, echo=print) -> tuple[list[Run], list[dict]]:
     """Run ``jobs`` with at most ``parallel`` processes at a time; return (completed runs,
-    failures). A completed run already in the sweep directory is kept and not run again."""
+    failures). A completed run already in the sweep directory is kept and not run again when its
+    config is the one the job would train; one trained with other settings is reported as a failure
+    (never silently reused, never overwritten)."""
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     absolute = root.resolve()  # the returned runs stay valid if the caller changes directory
@@ -195,9 +225,17 @@ def run_jobs(root: Path, jobs: Sequence[Job], parallel: int = 1, echo=print) -> 
                 existing = Run(absolute / job.name)
                 if existing.path.exists():
                     status = existing.summary.get("status", "incomplete")
-                    if status == "completed":
+                    changed = _changed_settings(job, existing) if status == "completed" else []
+                    if status == "completed" and not changed:
                         done[job.index] = existing
                         echo(f"[{job.index}] {job.name}: already completed, kept")
+                    elif changed:
+                        failures.append({"job": job.name, "index": job.index, "returncode": None,
+                                         "log": str(logs / f"{job.name}.log"),
+                                         "tail": f"{existing.path} was trained with other settings "
+                                                 f"({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}): "
+                                                 "delete it to train it again, or give the sweep another --name"})
+                        echo(f"[{job.index}] {job.name}: FAILED (its run directory holds a run with other settings)")
                     else:
                         failures.append({"job": job.name, "index": job.index, "returncode": None,
                                          "log": str(logs / f"{job.name}.log"),
