@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
 from ..losses import SIGReg, variance_loss
+from . import params as check
 from .base import BuildContext, Objective, ObjectiveOutput, StepInputs
 
 
@@ -22,7 +23,8 @@ class AntiCollapseObjective(Objective):
         super().__init__(name, config, context)
         if self.params["method"] not in ("sigreg", "variance"):
             raise ConfigError(f"objectives.{name}.params.method", self.params["method"], "sigreg or variance")
-        self.pool = self.params["pool"] or context.pool
+        check.positive_int(name, self.params, "directions")
+        self.pool = check.pool(name, self.params) or context.pool
         self.sigreg = SIGReg(num_directions=int(self.params["directions"]))
 
     def forward(self, inputs: StepInputs) -> ObjectiveOutput:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
 from ..views import block_mask_sizes, block_masks
+from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs
 from .heads import MaskedPredictor, gather_tokens
 
@@ -31,6 +32,9 @@ class IJEPAObjective(Objective):
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
         p = self.params
+        check.positive_int(name, p, "num_targets")
+        check.positive_int(name, p, "min_keep")
+        check.predictor(name, p, "predictor_width", "predictor_depth")
         n = context.grid**2
         smallest_target = max(1, int(p["target_scale"][0] * n))
         if context.grid < 2 or n - p["num_targets"] * smallest_target < p["min_keep"]:

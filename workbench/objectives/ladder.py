@@ -9,6 +9,7 @@ from torch import nn
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
 from ..views import random_patch_mask
+from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
 from .heads import MaskedPredictor, gather_tokens
 
@@ -33,9 +34,11 @@ class LatentLadderObjective(Objective):
         super().__init__(name, config, context)
         p = self.params
         check_mask_ratio(name, p["mask_ratio"])
+        check.predictor(name, p, "predictor_width", "predictor_depth")
         if p["target"] not in ("same", "next", "topk"):
             raise ConfigError(f"objectives.{name}.params.target", p["target"], "same, next or topk")
-        if p["target"] == "topk" and not 1 <= int(p["k"]) <= context.depth:  # k is read only by topk
+        if p["target"] == "topk" and (isinstance(p["k"], bool) or not isinstance(p["k"], int)
+                                      or not 1 <= p["k"] <= context.depth):  # k is read only by topk
             raise ConfigError(f"objectives.{name}.params.k", p["k"], f"an integer in 1..{context.depth}")
         self.predictors = nn.ModuleDict({
             str(layer): MaskedPredictor(context.width, context.width, context.grid, p["predictor_width"],

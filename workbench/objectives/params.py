@@ -64,6 +64,16 @@ def non_negative(objective: str, params: dict[str, Any], param: str, what: str =
     return number(objective, params, param, lambda x: x >= 0, f"{what} >= 0")
 
 
+def predictor(objective: str, params: dict[str, Any], width: str, depth: str, heads: int = 4) -> None:
+    """A small transformer predictor / decoder: ``depth`` blocks (>= 0) of ``width`` channels split
+    into ``heads`` attention heads, so the width must be a positive multiple of ``heads``."""
+    positive_int(objective, params, depth, minimum=0)
+    value = params[width]
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < heads or value % heads:
+        raise ConfigError(field_name(objective, width), value, f"a positive multiple of {heads} (the predictor's "
+                                                               f"{heads} attention heads)")
+
+
 def choice(objective: str, params: dict[str, Any], param: str, choices: tuple[Any, ...], allowed: str) -> Any:
     """One of ``choices``."""
     value = params[param]
@@ -77,4 +87,4 @@ def pool(objective: str, params: dict[str, Any], param: str = "pool") -> str | N
     return choice(objective, params, param, (None, "cls", "mean"), "'cls', 'mean' or null (use model.pool)")
 
 
-__all__ = ["choice", "field_name", "non_negative", "number", "pool", "positive", "positive_int"]
+__all__ = ["choice", "field_name", "non_negative", "number", "pool", "positive", "positive_int", "predictor"]

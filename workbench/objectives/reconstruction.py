@@ -11,6 +11,7 @@ from torch import nn
 from ..config import ObjectiveConfig
 from ..losses import patchify, pixel_targets
 from ..views import gaussian_blur, random_patch_mask
+from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
 from .heads import MaskedPredictor, default_hidden, gather_tokens, mlp
 
@@ -60,6 +61,9 @@ class PixelLadderObjective(Objective):
         self.check_choice("target", ("pyramid", "blur"))
         self.check_choice("direction", ("fine_to_coarse", "coarse_to_fine"))
         check_mask_ratio(name, p["mask_ratio"])
+        check.number(name, p, "coarsest", lambda x: x >= 1, "a blur / downsampling factor >= 1 (1: the image itself)")
+        check.choice(name, p, "norm_pix", (True, False), "true or false")
+        check.predictor(name, p, "decoder_width", "decoder_depth")
         pixels = context.patch_size**2 * context.channels
         self.decoders = nn.ModuleDict({
             str(layer): MaskedPredictor(context.width, pixels, context.grid, p["decoder_width"], p["decoder_depth"])
@@ -127,6 +131,7 @@ class ReconstructionObjective(Objective):
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
         c = context
+        check.positive_int(name, self.params, "hidden")
         if self.params["source"] == "pooled":
             self.decoder = mlp(c.width, self.params["hidden"], c.channels * c.image_size**2, layers=2)
         elif self.params["source"] == "tokens":

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import params as check
 from .base import BuildContext, Objective, ObjectiveOutput, StepInputs
 from ..config import ObjectiveConfig
 
@@ -40,7 +41,8 @@ class SupervisedObjective(Objective):
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
-        self.pool = self.params["pool"] or context.pool
+        check.number(name, self.params, "label_smoothing", lambda x: 0 <= x < 1, "a number in [0, 1)")
+        self.pool = check.pool(name, self.params) or context.pool
         self.heads = nn.ModuleDict(
             {str(layer): LinearHead(context.width, context.num_classes, normalise=layer != context.depth)
              for layer in self.layers}
