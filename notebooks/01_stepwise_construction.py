@@ -265,7 +265,7 @@ for label, run in runs.items():
             first, last = test[f"test/{name}/mse_l1"], test[f"test/{name}/mse_l{depth}"]
             numbers[f"ladder_mse/{label}/finest"] = first if fine_first else last
             numbers[f"ladder_mse/{label}/coarsest"] = last if fine_first else first
-record(NOTEBOOK, numbers, runs_dir=RUNS_DIR);
+record(NOTEBOOK, numbers, runs_dir=RUNS_DIR, replace=True);
 
 # %% [markdown]
 # ## 7 · What the evidence says (CPU preset)

@@ -304,7 +304,7 @@ for label, values in spectra.items():
     numbers[f"variance/{key}/first_direction_share"] = values[0] / values.sum()
 numbers["dino/teacher_entropy/final"] = readouts.final_logged(runs["dino"], "train/dino/teacher_entropy", last=5)
 numbers["dino/teacher_entropy/log_k"] = math.log(out_dim)
-record(NOTEBOOK, numbers, runs_dir=RUNS_DIR);
+record(NOTEBOOK, numbers, runs_dir=RUNS_DIR, replace=True);
 
 # %% [markdown]
 # ## 8 · What the evidence says (CPU preset)

@@ -230,7 +230,7 @@ if low and high:
 for metric in [*focus, "invariance"]:
     values = [row[metric] for row in rows.values()]
     numbers[f"spread/{metric}/last_layer"] = max(values) - min(values)
-record(NOTEBOOK, numbers, runs_dir=RUNS_DIR)
+record(NOTEBOOK, numbers, runs_dir=RUNS_DIR, replace=True)
 pd.DataFrame(rows).T.round(3)
 
 # %% [markdown]

@@ -226,7 +226,7 @@ numbers["adaptive/raises"] = moves["raises"]
 for key, column in (("spread/probe/linear_acc", "linear probe (label)"), ("spread/mae_mse/final", "final MAE loss")):
     numbers[key] = max(r[column] for r in rows.values()) - min(r[column] for r in rows.values())
 print(f"the adaptive run raised its mask ratio {moves['raises']} times (eased {moves['eases']} times)")
-record(NOTEBOOK, numbers, runs_dir=RUNS_DIR)
+record(NOTEBOOK, numbers, runs_dir=RUNS_DIR, replace=True)
 pd.DataFrame(rows).T.round(3)
 
 # %% [markdown]

@@ -202,7 +202,7 @@ headline.record("05_layer_explorer", {
     "last_layer_linear_acc": per_layer.loc[top, "linear_acc"],
     "last_layer_rankme": per_layer.loc[top, "rankme"],
     "best_layer_linear_acc": per_layer["linear_acc"].max(),
-}, runs_dir=RUNS_DIR)
+}, runs_dir=RUNS_DIR, replace=True)
 per_layer
 
 # %% [markdown]

@@ -196,7 +196,7 @@ for preset, row in stats.iterrows():
     spread = pd.Series([row["linear_acc/std"], stats.loc[best, "linear_acc/std"]]).max()  # NaN-skipping
     if preset != best and spread > 0:  # NaN (single seeds) compares False: no gap without a spread
         numbers[f"gap_to_best/{preset}/in_std"] = (stats.loc[best, "linear_acc/mean"] - row["linear_acc/mean"]) / spread
-record(NOTEBOOK, numbers, runs_dir=RUNS_DIR);
+record(NOTEBOOK, numbers, runs_dir=RUNS_DIR, replace=True);
 
 # %% [markdown]
 # ## 5 · What the evidence says (CPU preset)

@@ -14,6 +14,13 @@ def test_record_merges_and_round_trips(tmp_path):
     assert headline.load("01_demo", tmp_path) == {"rankme/toy": 1.25, "acc": 0.75, "n": 3.0}
 
 
+def test_replace_drops_the_numbers_of_an_earlier_execution(tmp_path):
+    headline.record("nb", {"old": 1.0, "acc": 0.5}, runs_dir=tmp_path, show=False)
+    headline.record("nb", {"acc": 0.75}, runs_dir=tmp_path, show=False, replace=True)
+    headline.record("nb", {"exercise": 2}, runs_dir=tmp_path, show=False)  # later cells still merge
+    assert headline.load("nb", tmp_path) == {"acc": 0.75, "exercise": 2.0}
+
+
 def test_non_finite_is_kept_and_non_number_rejected(tmp_path):
     headline.record("nb", {"x": float("nan")}, runs_dir=tmp_path, show=False)
     assert math.isnan(headline.load("nb", tmp_path)["x"])

@@ -115,6 +115,13 @@ def test_dry_run_prints_one_fit_command_per_job(tmp_path):
     assert not (tmp_path / "s").exists()  # a dry run writes nothing
 
 
+def test_data_dir_reaches_every_job_and_the_slurm_tasks(tmp_path):
+    _, jobs = plan(["supervised"], [0, 1], [], runs_dir=tmp_path, name="s", data_dir="/scratch/data")
+    assert all(job.args[-2:] == ("--data-dir", "/scratch/data") for job in jobs)
+    script = slurm_script(["supervised"], "0", [], "runs", "s", data_dir="/scratch/data")
+    assert "--name s --data-dir /scratch/data --only" in script
+
+
 def test_slurm_script_runs_index_i_of_the_same_sweep():
     script = slurm_script(["supervised", "dino"], "0,1,2", ["trainer.max_epochs=2"], "runs", "ablation")
     assert "#SBATCH --array=0-5" in script

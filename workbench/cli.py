@@ -21,7 +21,7 @@ def _fit(args: argparse.Namespace) -> int:
 
             raise ConfigError("--resume", args.resume, "a run directory alone (no --preset, --config or --runs-dir: "
                                                        "the run's config.yaml is the config)")
-        print(fit(resume=args.resume, overrides=overrides).path)
+        print(fit(resume=args.resume, overrides=overrides, cache_dir=args.data_dir).path)
         return 0
     if args.runs_dir:
         overrides.append(f"runs_dir={args.runs_dir}")
@@ -30,7 +30,7 @@ def _fit(args: argparse.Namespace) -> int:
         config = make_config(args.preset, overrides, base=base)
     else:
         config = make_config(args.preset or "supervised", overrides)
-    run = fit(config)
+    run = fit(config, cache_dir=args.data_dir)
     print(run.path)
     return 0
 
@@ -71,16 +71,17 @@ def _sweep(args: argparse.Namespace) -> int:
     from .sweep import plan, slurm_script, sweep
 
     if args.print_slurm:
-        print(slurm_script(args.preset or [], args.seeds, args.set or [], args.runs_dir, args.name or "my-sweep"), end="")
+        print(slurm_script(args.preset or [], args.seeds, args.set or [], args.runs_dir, args.name or "my-sweep",
+                           data_dir=args.data_dir), end="")
         return 0
     if args.dry_run:
-        root, jobs = plan(args.preset or [], args.seeds, args.set or [], args.runs_dir, args.name)
+        root, jobs = plan(args.preset or [], args.seeds, args.set or [], args.runs_dir, args.name, args.data_dir)
         for job in jobs:
             if args.only is None or job.index in args.only:
                 print(" ".join(shlex.quote(a) for a in job.command()))
         return 0
     runs = sweep(args.preset or [], args.seeds, args.set or [], jobs=args.jobs, runs_dir=args.runs_dir,
-                 name=args.name, only=args.only, echo=lambda line: print(line, flush=True))
+                 name=args.name, only=args.only, data_dir=args.data_dir, echo=lambda line: print(line, flush=True))
     if runs:
         print(f"{len(runs)} runs in {runs[0].path.parent}")
     return 0
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a config.yaml to start from (e.g. a previous run's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. model.depth=8 (repeatable)")
     p.add_argument("--runs-dir", help="where run directories go (default: runs)")
+    p.add_argument("--data-dir", default="data", help="where generated datasets (shapes) are cached (default: data)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its checkpoints/last.ckpt "
                    "(only --set trainer.max_epochs / trainer.max_steps are allowed)")
     p.set_defaults(func=_fit)
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every run (repeatable)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once on this machine (default: 1)")
     p.add_argument("--runs-dir", default="runs", help="the sweep directory goes under it (default: runs)")
+    p.add_argument("--data-dir", help="where the runs cache generated datasets (default: each run's `fit` default, data)")
     p.add_argument("--name", help="the sweep directory's name (default: sweep-<timestamp>; required with --only)")
     p.add_argument("--only", type=_indices, metavar="I[,J...]",
                    help="run only these job indices (0-based), e.g. --only $SLURM_ARRAY_TASK_ID")

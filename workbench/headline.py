@@ -23,8 +23,12 @@ def notebook_dir(notebook: str, runs_dir: str | Path = "runs") -> Path:
     return Path(runs_dir) / notebook
 
 
-def record(notebook: str, numbers: Mapping[str, float], runs_dir: str | Path = "runs", show: bool = True) -> Path:
+def record(notebook: str, numbers: Mapping[str, float], runs_dir: str | Path = "runs", show: bool = True,
+           replace: bool = False) -> Path:
     """Merge ``numbers`` into ``<runs_dir>/<notebook>/headline.json`` (written atomically) and print them.
+
+    ``replace=True`` starts the file afresh: a notebook's main headline cell uses it, so that numbers
+    an earlier execution wrote with other parameters never linger next to this execution's.
 
     Values are stored as floats; a value that is not a number raises ``TypeError`` naming its key.
     Non-finite values are kept (as ``NaN`` / ``Infinity``) so a failed phenomenon is visible, not hidden.
@@ -36,7 +40,7 @@ def record(notebook: str, numbers: Mapping[str, float], runs_dir: str | Path = "
         except (TypeError, ValueError):
             raise TypeError(f"headline number {key!r} must be a number, got {value!r}") from None
     path = notebook_dir(notebook, runs_dir) / FILENAME
-    merged = {**load(notebook, runs_dir), **clean}
+    merged = {**({} if replace else load(notebook, runs_dir)), **clean}
     atomic_write_text(path, json.dumps(merged, indent=1, sort_keys=True) + "\n")
     if show:
         width = max((len(k) for k in clean), default=0)

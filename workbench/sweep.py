@@ -87,6 +87,7 @@ def plan(
     overrides: Sequence[str] = (),
     runs_dir: str | Path = "runs",
     name: str | None = None,
+    data_dir: str | Path | None = None,
 ) -> tuple[Path, list[Job]]:
     """The sweep's directory and its jobs, without running anything.
 
@@ -124,6 +125,8 @@ def plan(
                 args += ["--set", override]
             # The sweep's own fields last, so nothing can override them.
             args += ["--set", f"seed={seed}", "--set", f"name={run_name}", "--runs-dir", str(root)]
+            if data_dir is not None:
+                args += ["--data-dir", str(data_dir)]
             jobs.append(Job(len(jobs), preset, seed, run_name, tuple(args)))
     return root, jobs
 
@@ -276,6 +279,7 @@ def sweep(
     runs_dir: str | Path = "runs",
     name: str | None = None,
     only: Sequence[int] | None = None,
+    data_dir: str | Path | None = None,
     echo=print,
 ) -> list[Run]:
     """Train every (preset, seed) pair, each in its own ``python -m workbench fit`` process.
@@ -291,6 +295,8 @@ def sweep(
             ``sweep-<timestamp>``).
         only: run just these job indices (what one SLURM array task does); the others are left
             alone.
+        data_dir: where the runs cache generated datasets (``fit --data-dir``; default: ``data``
+            in the working directory).
 
     Returns the completed runs in job order. When some jobs fail, the others still run to the end
     and :class:`SweepError` is raised afterwards, naming each failed run, its exit code and the
@@ -301,7 +307,7 @@ def sweep(
     if only is not None and not name:
         raise ConfigError("--only", list(only), "together with --name, so that every part of the sweep "
                                                 "(every array task) writes into the same sweep directory")
-    root, planned = plan(presets, seeds, overrides, runs_dir, name)
+    root, planned = plan(presets, seeds, overrides, runs_dir, name, data_dir)
     selected = planned
     if only is not None:
         bad = [i for i in only if not 0 <= int(i) < len(planned)]
@@ -329,6 +335,7 @@ def slurm_script(
     gpus: int = 1,
     cpus: int = 8,
     time_limit: str = "04:00:00",
+    data_dir: str | Path | None = None,
 ) -> str:
     """A SLURM job-array script running the same sweep, one job per array task.
 
@@ -336,7 +343,7 @@ def slurm_script(
     so the runs land in one sweep directory exactly as a local sweep would put them. Edit the
     ``#SBATCH`` lines (partition, account, modules) for your cluster.
     """
-    root, jobs = plan(presets, seeds, overrides, runs_dir, name)
+    root, jobs = plan(presets, seeds, overrides, runs_dir, name, data_dir)
     args = ["python", "-m", "workbench", "sweep"]
     for preset in dict.fromkeys(j.preset for j in jobs):
         args += ["--preset", preset]
@@ -344,6 +351,8 @@ def slurm_script(
     for override in overrides:
         args += ["--set", override]
     args += ["--runs-dir", str(runs_dir), "--name", root.name]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
     command = shlex.join(args) + ' --only "$SLURM_ARRAY_TASK_ID"'
     listing = "\n".join(f"#   {j.index}: {j.name}" for j in jobs)
     return f"""#!/bin/bash
