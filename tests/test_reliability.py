@@ -189,8 +189,8 @@ def test_cli_resume_extends_a_finished_run_in_its_directory(tmp_path, cache, cap
     run = tiny_fit(tmp_path / "runs", cache, "supervised", "trainer.max_epochs=1")
     before = run.metrics
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(wb.train, "fit", lambda **kw: wb.fit(**kw, cache_dir=cache))  # the test's shapes cache
-    assert main(["fit", "--resume", str(run.path), "--set", "trainer.max_epochs=2"]) == 0
+    # --data-dir: the test's shapes cache (generated once for the module)
+    assert main(["fit", "--resume", str(run.path), "--data-dir", str(cache), "--set", "trainer.max_epochs=2"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run.path)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run.name]
     after = run.metrics
