@@ -119,3 +119,17 @@ def test_every_preset_validates_and_is_documented():
     for name, preset in PRESETS.items():
         assert preset.summary.endswith(".") and len(preset.summary) < 120
         assert make_config(name).preset == name
+
+
+def test_flat_fields_and_changed_fields_by_hand():
+    from workbench.config import PLACEMENT_FIELDS, changed_fields, flat_fields
+
+    assert flat_fields({"model": {"depth": 4, "heads": 2}, "objectives": {}, "seed": 0}) == {
+        "model.depth": 4, "model.heads": 2, "objectives": {}, "seed": 0}
+    a = make_config("supervised", ["model.depth=2"])
+    b = make_config("supervised", ["model.depth=3", "name=other", "trainer.enable_progress_bar=true",
+                                   "objectives.mae.kind=mae"])
+    assert changed_fields(a, a) == []
+    assert changed_fields(a, b, ignore=PLACEMENT_FIELDS) == sorted(
+        ["model.depth", *(k for k in flat_fields(b.to_dict()) if k.startswith("objectives.mae."))])
+    assert "name" in changed_fields(a, b) and "trainer.enable_progress_bar" in changed_fields(a, b)

@@ -2,6 +2,7 @@
 every figure in a browser with the network switched off."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -121,3 +122,15 @@ def test_the_page_shows_every_figure_with_the_network_off(exported):
     assert len(drawn) == expected
     assert all(d["traces"] > 0 and d["marks"] > 0 for d in drawn), drawn
     assert not any("plot.ly" in url for url in requested), requested
+
+
+def test_the_headless_run_writes_finite_headline_numbers(exported, tmp_path):
+    """The numbers the explorer notebook prints are in <RUNS_DIR>/05_layer_explorer/headline.json."""
+    from workbench import headline
+
+    run, notebook, _, page = exported
+    numbers = headline.load("05_layer_explorer", page.parent / "runs")
+    assert set(numbers) == {"last_layer_linear_acc", "last_layer_rankme", "best_layer_linear_acc"}
+    assert all(math.isfinite(v) for v in numbers.values())
+    assert 0.0 <= numbers["last_layer_linear_acc"] <= numbers["best_layer_linear_acc"] <= 1.0
+    assert numbers["last_layer_rankme"] >= 1.0

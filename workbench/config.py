@@ -393,6 +393,33 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+# Fields that name, place or display a run without changing what it learns: two runs that differ
+# only here are the same experiment.
+PLACEMENT_FIELDS = ("name", "runs_dir", "trainer.enable_progress_bar")
+
+
+def flat_fields(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{dotted field: value}`` (an empty section stays a ``{}`` value).
+
+    >>> flat_fields({"model": {"depth": 4}, "objectives": {}})
+    {'model.depth': 4, 'objectives': {}}
+    """
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flat_fields(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changed_fields(a: "RunConfig", b: "RunConfig", ignore: "tuple[str, ...]" = ()) -> list[str]:
+    """The dotted fields in which two configs differ (present in one only, or with other values),
+    sorted; fields named in ``ignore`` are left out."""
+    fa, fb = flat_fields(a.to_dict()), flat_fields(b.to_dict())
+    return sorted(k for k in set(fa) | set(fb) if k not in ignore and (k not in fa or k not in fb or fa[k] != fb[k]))
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"model.depth=8"`` -> ``("model.depth", 8)``; the value is read as YAML (``[1, 2]``, ``null``)."""
     if not isinstance(text, str) or "=" not in text:

@@ -27,16 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import RunConfig
+from .config import PLACEMENT_FIELDS, RunConfig, changed_fields
 from .errors import ConfigError
 from .headline import notebook_dir
 from .presets import make_config
 from .runs import Run
 from .validation import RUN_NAME
 
-# Fields that name or display a run without changing what it learns: a run that differs from the
-# request only here is the same experiment.
-_COSMETIC = (("name",), ("runs_dir",), ("trainer", "enable_progress_bar"))
 
 
 @dataclass(frozen=True)
@@ -65,14 +62,7 @@ def variant_config(
 
 def same_experiment(a: RunConfig, b: RunConfig) -> bool:
     """Whether two configs train the same thing (they may differ in name, place and progress bar)."""
-    da, db = a.to_dict(), b.to_dict()
-    for path in _COSMETIC:
-        for d in (da, db):
-            node = d
-            for key in path[:-1]:
-                node = node[key]
-            node.pop(path[-1], None)
-    return da == db
+    return not changed_fields(a, b, ignore=PLACEMENT_FIELDS)
 
 
 def train_variants(

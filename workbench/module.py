@@ -137,9 +137,9 @@ class WorkbenchModule(L.LightningModule):
         """
         step = self.global_step if stage == "train" else index
         every = self.config.diagnostics.monitor_every_n_steps
-        # Monitors (an SVD, which synchronises on CUDA) run on the steps whose logs are written:
-        # Lightning writes step k's logs when (k + 1) is a multiple of log_every_n_steps.
-        monitor = stage != "train" or (every > 0 and (self.global_step + 1) % every == 0)
+        # Monitors (an SVD, which synchronises on CUDA) run only on monitor steps whose logs are
+        # written: on any other step their values would be computed and then dropped.
+        monitor = stage != "train" or (every > 0 and (self.global_step + 1) % every == 0 and self.writes_logs())
         sample_generator = self.generator(stage, step, rank=self.global_rank)
         views = self.make_views(batch, sample_generator)
         inputs = StepInputs(batch=batch, views=views, student={}, step=self.global_step,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .atomic import atomic_write_text
-from .config import parse_override
+from .config import PLACEMENT_FIELDS, changed_fields, parse_override
 from .errors import ConfigError, WorkbenchError
 from .runs import Run
 
@@ -181,22 +181,10 @@ def _changed_settings(job: Job, run: Run) -> list[str]:
     preset, the sweep's overrides and the seed), as dotted names; empty when it is the same run."""
     from .presets import make_config
 
-    def flat(tree: dict, prefix: str = "") -> dict[str, object]:
-        out = {}
-        for key, value in tree.items():
-            if isinstance(value, dict) and value:
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
     try:
-        expected = flat(make_config(job.preset, _job_overrides(job)).to_dict())
-        actual = flat(run.config.to_dict())
+        return changed_fields(make_config(job.preset, _job_overrides(job)), run.config, ignore=PLACEMENT_FIELDS)
     except Exception as error:  # an unreadable config.yaml is a different run, not a crash of the sweep
         return [f"config.yaml unreadable: {error}"]
-    ignored = {"name", "runs_dir"}  # where the run lives, not how it was trained
-    return sorted(k for k in set(expected) | set(actual) if k not in ignored and expected.get(k) != actual.get(k))
 
 
 def run_jobs(root: Path, jobs: Sequence[Job], parallel: int = 1, echo=print) -> tuple[list[Run], list[dict]]:

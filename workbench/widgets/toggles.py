@@ -23,7 +23,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from ..config import RunConfig
+from ..config import RunConfig, flat_fields
 from ..errors import WorkbenchError
 from ..objectives.base import resolve_layers
 from ..objectives.registry import OBJECTIVES
@@ -77,16 +77,6 @@ def objective_map(config: RunConfig) -> go.Figure:
     return fig
 
 
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _flow(value: Any) -> str:
     """A value as one line of YAML (``[1, 3]``, ``{}``, ``0.5``, ``null``)."""
     import yaml
@@ -98,7 +88,7 @@ def _flow(value: Any) -> str:
 def config_diff(base: RunConfig, config: RunConfig) -> str:
     """What ``config`` changes in ``base``, one dotted field per line, values as YAML:
     ``- field: old`` for a value removed or replaced, ``+ field: new`` for a value added or set."""
-    old, new = _flatten(base.to_dict()), _flatten(config.to_dict())
+    old, new = flat_fields(base.to_dict()), flat_fields(config.to_dict())
     lines = []
     for key in list(old) + [k for k in new if k not in old]:
         if key in old and (key not in new or new[key] != old[key]):
