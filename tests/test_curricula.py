@@ -1,5 +1,6 @@
 """Reading curricula back from runs: traces, final values and adaptive raises."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -46,6 +47,14 @@ def test_adaptive_raises_are_counted_in_steps_with_a_partial_last_step(tmp_path)
     # raises: 1 + 2 + 1 + 2 + 1 (the partial step to the end) = 7; the level equals max_level of the schedule
     assert curricula.adaptive_moves(run, "mae", "mask_ratio") == {"raises": 7, "eases": 0, "level": 7}
     assert wb.schedules.build_schedule(ADAPTIVE, "x").max_level == 7
+
+
+def test_one_move_per_logged_change_with_a_small_step_in_float32(tmp_path):
+    # step 0.01 from 0.25 to 0.9: 65 single raises, each value logged as float32 (as Lightning does)
+    small = {**ADAPTIVE, "step": 0.01}
+    values = [float(np.float32(0.25 + 0.01 * k)) for k in range(66)]
+    run = fake_run(tmp_path, small, values)
+    assert curricula.adaptive_moves(run, "mae", "mask_ratio") == {"raises": 65, "eases": 0, "level": 65}
 
 
 def test_a_raise_before_the_first_logged_row_and_eases_are_counted(tmp_path):

@@ -104,22 +104,17 @@ def adaptive_moves(run: Run, objective: str, param: str) -> dict[str, int]:
                          "({schedule: adaptive, start, end, step, target, metric}); only those raise")
     schedule = build_schedule(spec, field)
     assert isinstance(schedule, Adaptive)
-    # The schedule begins at `start` (a raise may already precede the first logged row). Every
-    # change is a whole number of moves toward `end` (raises) or back toward `start` (eases); the
-    # move that reaches `end` may be a partial step (end - start not a multiple of step), hence ceil.
+    # The schedule begins at `start` (a raise may already precede the first logged row). Each value
+    # is turned into its level, the number of moves from `start` (the move that reaches `end` may be
+    # a partial step when end - start is not a multiple of step, hence ceil); the tolerance absorbs
+    # the rounding of values logged as float32, which is far below a thousandth of a step.
     values = [schedule.start, *trace(run, objective, param)["value"].tolist()]
     saved = _saved_value(run, objective, param)  # the state after the last step, when a checkpoint exists
     if saved is not None:
         values.append(saved)
-    values = np.asarray(values)
-    sign = 1.0 if schedule.end >= schedule.start else -1.0
-    raises = eases = 0
-    for change in (values[1:] - values[:-1]) * sign:
-        moves = math.ceil(abs(change) / schedule.step - 1e-6)
-        if change > 0:
-            raises += moves
-        elif change < 0:
-            eases += moves
+    levels = np.ceil(np.abs(np.asarray(values, dtype=np.float64) - schedule.start) / schedule.step - 1e-3)
+    changes = np.diff(levels)
+    raises, eases = int(changes[changes > 0].sum()), int(-changes[changes < 0].sum())
     return {"raises": raises, "eases": eases, "level": raises - eases}
 
 
