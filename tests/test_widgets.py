@@ -291,3 +291,17 @@ def test_a_static_panel_displays_its_text_and_every_figure(monkeypatch):
     figures = [go.Figure(layout=dict(title="a")), go.Figure(layout=dict(title="b"))]
     widgets.StaticPanel(figures, text="x: 1", title="T")._ipython_display_()
     assert "T" in shown[0].data and "x: 1" in shown[1].data and shown[2:] == figures
+
+
+def test_the_explorer_passes_max_points_and_layout_options_to_the_layouter(trained):
+    """Both modes hand ``max_points`` (and every other layout option) to the layouts, so the sample
+    cap bounds the UMAP work, not only the drawing."""
+    received = []
+
+    def spy(run, pool="mean", **kwargs):
+        received.append(kwargs)
+        return first_two_columns(run, pool)
+
+    widgets.layer_explorer(trained.run, interactive=False, layouter=spy, max_points=123, n_epochs=7)
+    widgets.layer_explorer(trained.run, layouter=spy, max_points=123, n_epochs=7)
+    assert received and all(k == {"max_points": 123, "n_epochs": 7} for k in received)

@@ -22,6 +22,7 @@ queue kernels.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -34,6 +35,7 @@ from lightning.pytorch.callbacks import Callback
 
 from .config import RunConfig
 from .presets import make_config
+from .train import resolve_precision
 
 #: Presets the plain loop reproduces (each needs its own hand-written loss).
 PRESETS = ("supervised", "dino")
@@ -175,7 +177,9 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
     batches = TensorBatches(data.splits["train"].to(device), config.data.batch_size, shuffle=True, seed=config.seed,
                             drop_last=True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    # The precision wb.fit would use for this config (bf16-mixed autocast on CUDA unless overridden).
+    bf16 = device.type == "cuda" and resolve_precision(config) == "bf16-mixed"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for m in modules.values():
         m.train()
 
@@ -206,14 +210,6 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
     if losses is not None:
         losses.extend(torch.stack(recorded).tolist())
     return step_intervals(starts, warmup)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def compare_step(preset: str, overrides: Sequence[str], steps: int, warmup: int, runs_dir: str | Path,

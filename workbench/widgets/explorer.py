@@ -256,7 +256,6 @@ def layer_explorer(
     epoch: int | None = None,
     pool: str = "mean",
     colour_by: str = "label",
-    max_points: int | None = None,
     layouter: Layouter | None = None,
     **layout_kwargs: Any,
 ) -> LayerExplorer | StaticPanel:
@@ -277,5 +276,5 @@ def layer_explorer(
         probe = run.probe()
     except FileNotFoundError:
         probe = None
-    figure = static_explorer(layouts, epoch=epoch, colour_by=colour_by, probe=probe, max_points=max_points)
+    figure = static_explorer(layouts, epoch=epoch, colour_by=colour_by, probe=probe)
     return StaticPanel([figure], title=f"Layer explorer: {run.name}")

@@ -30,6 +30,7 @@ from ..objectives.registry import OBJECTIVES
 from ..presets import make_config
 from ..schedules import build_schedule
 from .live import LiveLossCurves
+from .refill import refill
 from .static import StaticPanel
 
 LAYER_CHOICES = ("last", "all", "list")
@@ -225,11 +226,7 @@ class ObjectiveToggles(W.VBox):
         diff = config_diff(self.base, self.config) or "(the base config, unchanged)"
         self.preview.value = f"<pre style='font-size:11px;max-height:220px;overflow:auto'>{html.escape(diff)}</pre>"
         self.train_button.disabled = False
-        figure = objective_map(self.config)
-        with self.map.batch_update():
-            self.map.data = []
-            self.map.add_traces(list(figure.data))
-            self.map.layout = figure.layout
+        refill(self.map, objective_map(self.config))
 
     # ---- training ------------------------------------------------------------------------------
 
