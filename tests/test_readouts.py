@@ -59,6 +59,10 @@ def test_missing_metric_pool_and_epoch_are_named():
         readouts.by_layer(t, "rankme", epoch=7)
     with pytest.raises(ValueError, match="empty"):
         readouts.by_layer(t.iloc[:0], "rankme")
+    two = pd.concat([t.assign(run="a"), t.assign(run="b")])  # what wb.compare_runs returns
+    with pytest.raises(ValueError, match="holds 2 runs \\(a, b\\)"):
+        readouts.by_layer(two, "rankme")
+    assert readouts.by_layer(t.assign(run="a"), "rankme").equals(readouts.by_layer(t, "rankme"))
 
 
 def test_final_logged_averages_the_last_values(tmp_path):

@@ -34,6 +34,10 @@ def _table(run_or_table: Run | pd.DataFrame) -> pd.DataFrame:
                          f"missing {sorted(missing)}")
     if table.empty:
         raise ValueError("the diagnostics table is empty: was the run trained with diagnostics.enabled=true?")
+    if "run" in table.columns and table["run"].nunique() > 1:  # a wb.compare_runs table: never average runs
+        names = list(dict.fromkeys(table["run"]))
+        raise ValueError(f"the table holds {len(names)} runs ({', '.join(map(str, names[:4]))}): "
+                         "read one, e.g. table[table.run == name]")
     return table
 
 
