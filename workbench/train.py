@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 
 from .checkpointing import LastCheckpoint
@@ -130,6 +131,7 @@ def fit(
         enable_progress_bar=t.enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         gradient_clip_val=config.optim.grad_clip,
     )
+    group_before = dist.is_available() and dist.is_initialized()
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
@@ -151,7 +153,12 @@ def fit(
             "headline": headline, **({"resumed": True} if checkpoint_path is not None else {}),
         })
     # every rank returns rank 0's directory (a launched rank's environment can be from an earlier fit)
-    return Run(Path(trainer.strategy.broadcast(str(run_dir), src=0)))
+    run_path = Path(trainer.strategy.broadcast(str(run_dir), src=0))
+    if not group_before and dist.is_available() and dist.is_initialized():
+        # Lightning leaves the process group it started alive; its gloo / NCCL threads still running
+        # at interpreter exit abort the process ("terminate called without an active exception")
+        dist.destroy_process_group()
+    return Run(run_path)
 
 
 def _rank_zero_run_dir(config: RunConfig) -> Path:
