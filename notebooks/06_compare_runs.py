@@ -126,7 +126,10 @@ print(f"{len(runs)} runs: " + ", ".join(run.name for run in runs))
 # %% [markdown]
 # ## 2 · The table: mean ± std over seeds
 #
-# One row per run first (`summaries.seed_table`), then one row per preset (`summaries.mean_std`).
+# One row per run first (`summaries.seed_table`), then one row per *experiment*
+# (`summaries.mean_std`): the runs whose configs are equal but for the seed. Here every preset runs
+# with the same overrides, so an experiment is a preset; two runs of one preset with other settings
+# would never be averaged together -- each gets its own row, labelled with the fields that differ.
 # `-` marks a number a preset does not have (a self-supervised run has no label head, hence no
 # `val_acc`).
 

@@ -10,11 +10,11 @@ from workbench import summaries
 from workbench.runs import Run, write_config
 
 
-def fake_run(root, name, preset, seed, linear_acc, val_acc=None, depth=2, deep=False):
+def fake_run(root, name, preset, seed, linear_acc, val_acc=None, depth=2, deep=False, overrides=None):
     """A run directory with a config, a diagnostics table (last layer = depth) and a metrics.csv."""
     path = root / name
     path.mkdir(parents=True)
-    write_config(path, wb.make_config(preset, {"seed": seed, "model.depth": depth}))
+    write_config(path, wb.make_config(preset, {"seed": seed, "model.depth": depth, "name": name, **(overrides or {})}))
     rows = []
     for epoch, scale in ((0, 0.5), (3, 1.0)):  # epoch 0 (before training) must be ignored
         for layer in range(depth + 1):
@@ -48,6 +48,7 @@ def test_mean_and_sample_std_over_seeds_per_preset(tmp_path):
     runs += [fake_run(tmp_path, "lejepa-0", "lejepa", 0, linear_acc=0.4)]
     table = summaries.seed_table(runs)
     assert table["preset"].tolist() == ["supervised"] * 3 + ["lejepa"] and table["seed"].tolist() == [0, 1, 2, 0]
+    assert table["experiment"].tolist() == table["preset"].tolist()  # one experiment per preset: its name
     stats = summaries.mean_std(table)
     assert list(stats.index) == ["supervised", "lejepa"]  # order of first appearance
     # 0.8, 0.9, 1.0: mean 0.9, sample std sqrt(((-0.1)^2 + 0 + 0.1^2) / 2) = 0.1
@@ -63,9 +64,30 @@ def test_mean_and_sample_std_over_seeds_per_preset(tmp_path):
     assert shown.loc["supervised", "n"] == 3
 
 
+def test_runs_of_one_preset_with_other_settings_are_separate_experiments(tmp_path):
+    weights = {"a0": 1.0, "a1": 1.0, "b0": 0.5, "b1": 0.5}
+    runs = [fake_run(tmp_path, name, "lejepa", int(name[1]), linear_acc=acc, overrides={"objectives.lejepa.weight": w})
+            for (name, w), acc in zip(weights.items(), [0.2, 0.4, 0.6, 1.0])]
+    runs.append(fake_run(tmp_path, "c0", "lejepa", 0, linear_acc=0.3, depth=3))
+    runs.append(fake_run(tmp_path, "sup", "supervised", 0, linear_acc=0.9))
+    table = summaries.seed_table(runs)
+    # each label names the fields that set it apart from the preset's other experiments
+    a = "lejepa [model.depth=2 objectives.lejepa.weight=1.0]"
+    b = "lejepa [model.depth=2 objectives.lejepa.weight=0.5]"
+    c = "lejepa [model.depth=3 objectives.lejepa.weight=1.0]"
+    assert table["experiment"].tolist() == [a, a, b, b, c, "supervised"]
+    stats = summaries.mean_std(table)
+    assert list(stats.index) == [a, b, c, "supervised"]
+    # never averaged across settings: (0.2 + 0.4) / 2 and (0.6 + 1.0) / 2, not the mean of all four
+    assert stats.loc[a, "linear_acc/mean"] == pytest.approx(0.3) and stats.loc[b, "linear_acc/mean"] == pytest.approx(0.8)
+    assert stats.loc[a, "n"] == 2 and stats.loc[c, "n"] == 1
+    # grouping by preset is still there when asked for
+    assert summaries.mean_std(table, by="preset").loc["lejepa", "n"] == 5
+
+
 def test_errors_name_what_exists(tmp_path):
     table = summaries.seed_table([fake_run(tmp_path, "a", "supervised", 0, linear_acc=0.8)])
-    with pytest.raises(KeyError, match="cannot group by 'method'.*run, preset, seed"):
+    with pytest.raises(KeyError, match="cannot group by 'method'.*run, experiment, preset, seed"):
         summaries.mean_std(table, by="method")
     with pytest.raises(KeyError, match="no column 'top5'"):
         summaries.mean_std(table, numbers=["top5"])

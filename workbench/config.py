@@ -396,6 +396,8 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
 # Fields that name, place or display a run without changing what it learns: two runs that differ
 # only here are the same experiment.
 PLACEMENT_FIELDS = ("name", "runs_dir", "trainer.enable_progress_bar")
+# ... and runs that differ only in these are seeds of one experiment.
+SEED_FIELDS = (*PLACEMENT_FIELDS, "seed")
 
 
 def flat_fields(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -418,6 +420,12 @@ def changed_fields(a: "RunConfig", b: "RunConfig", ignore: "tuple[str, ...]" = (
     sorted; fields named in ``ignore`` are left out."""
     fa, fb = flat_fields(a.to_dict()), flat_fields(b.to_dict())
     return sorted(k for k in set(fa) | set(fb) if k not in ignore and (k not in fa or k not in fb or fa[k] != fb[k]))
+
+
+def experiment_fields(config: "RunConfig") -> dict[str, Any]:
+    """The config as dotted fields, less those that name, place or seed a run: two runs with equal
+    ``experiment_fields`` are one experiment repeated with other seeds."""
+    return {k: v for k, v in flat_fields(config.to_dict()).items() if k not in SEED_FIELDS}
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -6,9 +6,12 @@ beats another needs the spread over seeds next to the difference. These helpers 
 sweep (:func:`workbench.sweep.sweep`) is read through:
 
 * :func:`final_numbers` -- the few numbers that summarise a finished run;
-* :func:`seed_table` -- one row per run (preset, seed and those numbers);
-* :func:`mean_std` -- per preset (or any column): mean, standard deviation over seeds, and count;
+* :func:`seed_table` -- one row per run (its experiment, preset, seed and those numbers);
+* :func:`mean_std` -- per experiment (or any column): mean, standard deviation over seeds, and count;
 * :func:`mean_pm_std` -- the same as ``"0.912 ± 0.004"`` strings, for display.
+
+An *experiment* is a config less its seed (and name and place, :func:`workbench.config.experiment_fields`):
+two runs of one preset with other overrides are two experiments, never averaged together.
 
 The standard deviation is the sample one (``ddof=1``, pandas' default): with three seeds it is a
 rough estimate, and with one seed it is undefined (NaN), not 0.
@@ -17,10 +20,11 @@ rough estimate, and with one seed it is undefined (NaN), not 0.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
+from .config import experiment_fields
 from .runs import Run, load_run
 
 #: The per-run numbers :func:`final_numbers` returns, in display order.
@@ -61,18 +65,47 @@ def final_numbers(run: Run, pool: str = "mean") -> dict[str, float]:
     return out
 
 
+def _value(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def experiment_labels(runs: "Sequence[Run]") -> list[str]:
+    """A label per run, equal for runs of one experiment (configs equal but for the seed) and
+    different between experiments: the preset, followed -- where several experiments share a
+    preset -- by the fields in which that experiment differs from the preset's others, e.g.
+    ``lejepa [objectives.lejepa.weight=0.5]``."""
+    fields = [experiment_fields(run.config) for run in runs]
+    presets = [f.get("preset") or "(no preset)" for f in fields]
+    # the distinct experiments of each preset, in order of first appearance
+    distinct: dict[str, list[dict]] = {}
+    for preset, f in zip(presets, fields):
+        if f not in distinct.setdefault(preset, []):
+            distinct[preset].append(f)
+    labels = []
+    for preset, f in zip(presets, fields):
+        others = distinct[preset]
+        if len(others) == 1:
+            labels.append(preset)
+            continue
+        differ = sorted({k for o in others for k in set(o) | set(f) if o.get(k, ...) != f.get(k, ...)})
+        shown = [f"{k}={_value(f[k])}" if k in f else f"{k} unset" for k in differ]
+        labels.append(f"{preset} [{' '.join(shown)}]")
+    return labels
+
+
 def seed_table(runs: "Sequence[Run | str]", pool: str = "mean") -> pd.DataFrame:
-    """One row per run: ``run``, ``preset``, ``seed`` and :func:`final_numbers`."""
+    """One row per run: ``run``, ``experiment`` (:func:`experiment_labels`), ``preset``, ``seed`` and
+    :func:`final_numbers`."""
+    loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
     rows = []
-    for r in runs:
-        run = r if isinstance(r, Run) else load_run(r)
+    for run, experiment in zip(loaded, experiment_labels(loaded)):
         config = run.config
-        rows.append({"run": run.name, "preset": config.preset or run.name, "seed": config.seed,
-                     **final_numbers(run, pool)})
-    return pd.DataFrame(rows, columns=["run", "preset", "seed", *NUMBERS])
+        rows.append({"run": run.name, "experiment": experiment, "preset": config.preset or run.name,
+                     "seed": config.seed, **final_numbers(run, pool)})
+    return pd.DataFrame(rows, columns=["run", "experiment", "preset", "seed", *NUMBERS])
 
 
-def mean_std(table: pd.DataFrame, by: str = "preset", numbers: Sequence[str] = NUMBERS) -> pd.DataFrame:
+def mean_std(table: pd.DataFrame, by: str = "experiment", numbers: Sequence[str] = NUMBERS) -> pd.DataFrame:
     """Mean, sample standard deviation and count of each number per ``by`` group.
 
     Columns are flat: ``<number>/mean``, ``<number>/std`` and one ``n`` (runs in the group); groups

@@ -17,22 +17,18 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from ..errors import ConfigError
-from ..config import PLACEMENT_FIELDS, flat_fields
+from ..config import experiment_fields
 from ..runs import Run
 from .common import FigureDataError, as_runs, diagnostics_table, select, with_alpha
-
-# Config fields that do not change what a run computes: runs equal but for these are seeds of one experiment.
-IGNORED_FIELDS = (*PLACEMENT_FIELDS, "seed")
-
 
 def _experiment_key(run: Run) -> str:
     """The run's config without its name, place, progress bar and seed (a run with an unreadable
     config is an experiment of its own)."""
     try:
-        fields = flat_fields(run.config.to_dict())
+        fields = experiment_fields(run.config)
     except Exception:
         return f"unreadable:{run.path}"
-    return json.dumps({k: v for k, v in fields.items() if k not in IGNORED_FIELDS}, sort_keys=True, default=str)
+    return json.dumps(fields, sort_keys=True, default=str)
 
 
 def _seed(run: Run) -> str:
