@@ -11,7 +11,8 @@ import torch
 import workbench as wb
 from workbench import bench
 from workbench.bench_step import plain_step_times, step_intervals
-from workbench.bench_views import PerSampleViews, local_size
+from workbench.bench_views import PerSampleViews
+from workbench.views import config_local_size
 from workbench.config import ViewsConfig
 
 ROWS = ["step_supervised", "step_dino", "views", "diagnostics", "layouts", "shapes"]
@@ -98,7 +99,7 @@ def test_per_sample_views_match_the_batched_shapes():
     v = ViewsConfig()
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     views = PerSampleViews(images, v, patch_size=8)[0]
-    small = local_size(v, 32, 8)
+    small = config_local_size(v, 32, 8)
     assert small == 16
     assert [tuple(x.shape) for x in views] == [(3, 32, 32)] * v.global_crops + [(3, 16, 16)] * v.local_crops
     assert all(x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 for x in views)

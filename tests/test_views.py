@@ -457,3 +457,34 @@ def test_batch_of_512_is_vectorised():
             call()
             elapsed = min(elapsed, time.perf_counter() - start)
         assert elapsed < 1.0, f"{name} took {elapsed:.2f} s for 512 images"
+
+
+# ---------------------------------------------------------------------------- views from a run config
+
+def test_config_local_size_is_half_the_image_in_whole_patches():
+    from workbench.config import ViewsConfig
+    from workbench.views import config_local_size
+
+    v = ViewsConfig()
+    # 32 / 2 = 16 = 2 patches of 8; 28 / 2 = 14 -> 3 patches of 4 = 12; 14 is 2 patches of 7
+    assert [config_local_size(v, 32, 8), config_local_size(v, 28, 4), config_local_size(v, 28, 7)] == [16, 12, 14]
+    assert config_local_size(v, 8, 8) == 8  # never below one patch
+    assert config_local_size(ViewsConfig(local_size=20), 32, 8) == 20  # an explicit size wins
+
+
+def test_config_multi_crop_is_multi_crop_with_the_config_settings():
+    from workbench.config import ViewsConfig
+    from workbench.views import config_augment_spec, config_multi_crop
+
+    v = ViewsConfig(global_crops=2, local_crops=3, global_scale=[0.5, 1.0], local_scale=[0.2, 0.3], flip=0.1,
+                    jitter=0.3, grayscale=0.4, blur=0.6, solarize=0.7)
+    spec = config_augment_spec(v)
+    assert (spec.flip, spec.jitter, spec.grayscale, spec.blur, spec.solarize) == (0.1, 0.3, 0.4, 0.6, 0.7)
+    x = torch.rand(5, 3, 32, 32)
+    got = config_multi_crop(x, torch.Generator().manual_seed(4), v, patch_size=8)
+    want = multi_crop(x, torch.Generator().manual_seed(4), global_crops=2, global_size=32, global_scale=(0.5, 1.0),
+                      local_crops=3, local_size=16, local_scale=(0.2, 0.3), global_specs=[spec, spec], local_spec=spec)
+    for a, b in zip(got[0] + got[1], want[0] + want[1]):
+        assert torch.equal(a, b)
+    assert [len(got[0]), len(got[1])] == [2, 3]
+    assert config_multi_crop(x, torch.Generator().manual_seed(4), v, patch_size=8, local=False)[1] == []

@@ -146,7 +146,8 @@ def run_bench(quick: bool = False, skip_layouts: bool = False, runs_dir: str | P
     """Measure every row; returns ``{"machine", "rows", "quick", "wall_s", "timings"}`` (rows as
     dicts; ``timings``: the wall seconds each part took). ``log`` gets progress lines (stderr)."""
     from .bench_step import compare_step
-    from .bench_views import compare_views, local_size
+    from .bench_views import compare_views
+    from .views import config_local_size
     from .data.datamodule import TensorDataModule
     from .presets import make_config
 
@@ -183,7 +184,7 @@ def run_bench(quick: bool = False, skip_layouts: bool = False, runs_dir: str | P
     data = TensorDataModule(config.data, cache_dir=cache_dir, order_seed=config.seed).prepare()
     images = data.splits["train"].images[: sizes.view_batch * 8]
     v, side = config.views, data.info.image_size
-    small = local_size(v, side, config.model.patch_size)
+    small = config_local_size(v, side, config.model.patch_size)
     r = compare_views(images, v, config.model.patch_size, sizes.view_batch, sizes.view_batches)
     rows.append(Row(
         "views", f"(b) DINO multi-crop views ({v.global_crops} x {side} px + {v.local_crops} x {small} px per image)",

@@ -117,7 +117,7 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
     from .objectives.supervised import LinearHead
     from .schedules import build_schedule
     from .teacher import ema_update_
-    from .views import AugmentSpec, multi_crop
+    from .views import config_multi_crop
 
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r} is invalid: the plain loop exists for {', '.join(PRESETS)}")
@@ -150,16 +150,10 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
         teacher_temp = build_schedule(p["teacher_temp"], "teacher_temp")
         modules["head"] = head
         v = config.views
-        spec = AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
-        side, patch = info.image_size, backbone.patch_size
-        local_size = v.local_size or max(patch, (side // 2) // patch * patch)
 
         def loss_of(batch: dict[str, torch.Tensor], generator: torch.Generator, step: int) -> torch.Tensor:
             x = batch["images"].float() / 255.0
-            globals_, locals_ = multi_crop(
-                x, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),
-                local_crops=v.local_crops, local_size=local_size, local_scale=tuple(v.local_scale),
-                global_specs=[spec] * v.global_crops, local_spec=spec)
+            globals_, locals_ = config_multi_crop(x, generator, v, backbone.patch_size)
             g = (torch.cat(globals_) - mean) / std
             student = list(head(backbone(g).pooled(depth, pool)).chunk(v.global_crops))
             if locals_:

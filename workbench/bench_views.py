@@ -25,33 +25,16 @@ import time
 import torch
 
 
-def _specs(v):
-    from .views import AugmentSpec
-
-    return AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
-
-
-def local_size(views_config, image_size: int, patch_size: int) -> int:
-    """The local crops' side, as the module computes it (half the image, rounded to the patch)."""
-    return views_config.local_size or max(patch_size, (image_size // 2) // patch_size * patch_size)
-
-
 def batched_throughput(images: torch.Tensor, views_config, patch_size: int, batch_size: int, batches: int,
                        device: torch.device) -> float:
     """Images per second of :func:`multi_crop` on ``batch_size``-image batches on ``device``."""
-    from .views import make_generator, multi_crop
+    from .views import config_multi_crop, make_generator
 
-    v, spec = views_config, _specs(views_config)
-    side = images.shape[-1]
-    small = local_size(v, side, patch_size)
     images = images.to(device)
     generator = make_generator(0, device)
 
     def run(start: int) -> None:
-        x = images[start:start + batch_size].float() / 255.0
-        multi_crop(x, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),
-                   local_crops=v.local_crops, local_size=small, local_scale=tuple(v.local_scale),
-                   global_specs=[spec] * v.global_crops, local_spec=spec)
+        config_multi_crop(images[start:start + batch_size].float() / 255.0, generator, views_config, patch_size)
 
     run(0)  # warm-up
     times = []
@@ -74,10 +57,10 @@ class PerSampleViews(torch.utils.data.Dataset):
     def __init__(self, images: torch.Tensor, views_config, patch_size: int):
         from torchvision.transforms import v2
 
-        from .views import default_kernel_size
+        from .views import config_augment_spec, config_local_size, default_kernel_size
 
         self.images = images
-        v, spec = views_config, _specs(views_config)
+        v, spec = views_config, config_augment_spec(views_config)
         side = images.shape[-1]
 
         def pipeline(size: int, scale) -> v2.Compose:
@@ -92,7 +75,7 @@ class PerSampleViews(torch.utils.data.Dataset):
                 v2.RandomSolarize(threshold=0.5, p=spec.solarize),
             ])
 
-        small = local_size(v, side, patch_size)
+        small = config_local_size(v, side, patch_size)
         self.transforms = ([pipeline(side, v.global_scale)] * v.global_crops
                            + [pipeline(small, v.local_scale)] * v.local_crops)
 

@@ -23,7 +23,7 @@ from .errors import NonFiniteLossError
 from .objectives import BuildContext, StepInputs, build_objective
 from .schedules import Adaptive, build_schedule, warmup_cosine
 from .teacher import EMATeacher
-from .views import AugmentSpec, multi_crop
+from .views import config_multi_crop
 from .vit import ViTOutput, VisionTransformer
 
 
@@ -109,15 +109,8 @@ class WorkbenchModule(L.LightningModule):
             views["clean"] = self.normalise(x)
         wants_local = "local" in self.view_names
         if "global" in self.view_names or wants_local:
-            v = self.config.views
-            spec = AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
-            side = self.data_info.image_size
-            local_size = v.local_size or max(self.backbone.patch_size, (side // 2) // self.backbone.patch_size * self.backbone.patch_size)
-            global_views, local_views = multi_crop(
-                x, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),
-                local_crops=v.local_crops if wants_local else 0, local_size=local_size,
-                local_scale=tuple(v.local_scale), global_specs=[spec] * v.global_crops, local_spec=spec,
-            )
+            global_views, local_views = config_multi_crop(x, generator, self.config.views, self.backbone.patch_size,
+                                                          local=wants_local)
             views["global"] = self.normalise(torch.cat(global_views))
             if local_views:
                 views["local"] = self.normalise(torch.cat(local_views))

@@ -560,6 +560,36 @@ def multi_crop(
 
 
 # --------------------------------------------------------------------------------------------------
+# the views of a run's config (``RunConfig.views``): training, diagnostics and the benchmarks
+
+
+def config_augment_spec(views_config) -> AugmentSpec:
+    """The flip + photometric pipeline a :class:`~workbench.config.ViewsConfig` asks for (jitter
+    strengths and blur sigmas at :class:`AugmentSpec`'s defaults)."""
+    v = views_config
+    return AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
+
+
+def config_local_size(views_config, image_size: int, patch_size: int) -> int:
+    """The local crops' side: ``views.local_size``, or half the image rounded down to a whole
+    number of patches (at least one patch), so that a local crop is a smaller token grid."""
+    return views_config.local_size or max(patch_size, (image_size // 2) // patch_size * patch_size)
+
+
+def config_multi_crop(images: torch.Tensor, generator: torch.Generator | None, views_config, patch_size: int,
+                      local: bool = True) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`multi_crop` with a run's ``views`` settings: ``global_crops`` at the image size and,
+    when ``local``, ``local_crops`` at :func:`config_local_size`; one spec for every crop."""
+    v, side = views_config, images.shape[-1]
+    spec = config_augment_spec(v)
+    return multi_crop(
+        images, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),
+        local_crops=v.local_crops if local else 0, local_size=config_local_size(v, side, patch_size),
+        local_scale=tuple(v.local_scale), global_specs=[spec] * v.global_crops, local_spec=spec,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # token masks
 
 

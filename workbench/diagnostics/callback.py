@@ -310,10 +310,10 @@ class DiagnosticsCallback(Callback):
         """
         if not hasattr(module, "make_views"):
             return None
-        from ..views import AugmentSpec, multi_crop
+        from ..views import config_augment_spec, multi_crop
 
         v = module.config.views
-        spec = AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
+        spec = config_augment_spec(v)
         n, w, r, size = images.shape[0], world_size(), rank(), self.VIEW_CHUNK
         chunks = -(-n // size)
         share = -(-chunks // w)  # chunks per rank
