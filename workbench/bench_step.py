@@ -80,25 +80,12 @@ def workbench_step_times(preset: str, overrides: Sequence[str], steps: int, warm
 
 
 def _optimiser(config: RunConfig, modules: dict[str, torch.nn.Module], total_steps: int, device: torch.device):
-    """AdamW over the trainable parameters with the workbench's groups (no weight decay on biases,
-    norms, position embeddings and tokens), warm-up + cosine schedule."""
-    from functools import partial
+    """The module's optimiser (:func:`workbench.optim.build_optimiser`) over the loop's modules."""
+    from .optim import build_optimiser
 
-    from .schedules import warmup_cosine
-
-    o = config.optim
+    named = ((f"{prefix}.{name}", p) for prefix, module in modules.items() for name, p in module.named_parameters())
     skip = {f"backbone.{name}" for name in modules["backbone"].no_weight_decay()}
-    decay, no_decay = [], []
-    for prefix, module in modules.items():
-        for name, p in module.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim < 2 or f"{prefix}.{name}" in skip else decay).append(p)
-    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=o.lr, betas=tuple(o.betas), fused=device.type == "cuda")
-    schedule = partial(warmup_cosine, total=total_steps, warmup=int(o.warmup_fraction * total_steps), start=1.0,
-                       end=o.min_lr_ratio)
-    return optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
+    return build_optimiser(config.optim, named, skip, total_steps, device)
 
 
 def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: int,

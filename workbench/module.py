@@ -9,7 +9,6 @@ objective already paid for.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import lightning as L
@@ -21,8 +20,9 @@ from .data.datamodule import DataInfo
 from .diagnostics.spectral import rankme, std_of_normalized
 from .errors import NonFiniteLossError
 from .objectives import BuildContext, StepInputs, build_objective
-from .schedules import Adaptive, build_schedule, warmup_cosine
+from .schedules import Adaptive, build_schedule
 from .teacher import EMATeacher
+from .optim import build_optimiser
 from .views import config_multi_crop
 from .vit import ViTOutput, VisionTransformer
 
@@ -291,17 +291,8 @@ class WorkbenchModule(L.LightningModule):
     # ---- optimisation ---------------------------------------------------------------------------
 
     def configure_optimizers(self) -> dict[str, Any]:
-        o = self.config.optim
-        skip = {f"backbone.{name}" for name in self.backbone.no_weight_decay()}
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim < 2 or name in skip else decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o.lr, betas=tuple(o.betas), fused=self.device.type == "cuda",
+        optimizer, scheduler = build_optimiser(
+            self.config.optim, self.named_parameters(), {f"backbone.{n}" for n in self.backbone.no_weight_decay()},
+            self.trainer.estimated_stepping_batches, self.device,
         )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = partial(warmup_cosine, total=total, warmup=int(o.warmup_fraction * total), start=1.0, end=o.min_lr_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
