@@ -65,7 +65,8 @@ def test_markdown_table_names_the_machine_and_every_row(quick, tmp_path):
 
 
 def test_main_writes_json_and_markdown(monkeypatch, tmp_path, quick, capsys):
-    monkeypatch.setattr(bench, "run_bench", lambda **kwargs: quick)
+    calls = []
+    monkeypatch.setattr(bench, "run_bench", lambda **kwargs: calls.append(kwargs) or quick)
     bench.main(quick=True, out=str(tmp_path / "b.json"))
     saved = json.loads((tmp_path / "b.json").read_text())
     assert [r["key"] for r in saved["rows"]] == ROWS and saved["markdown"].startswith("Machine: ")
@@ -73,6 +74,17 @@ def test_main_writes_json_and_markdown(monkeypatch, tmp_path, quick, capsys):
     table = bench.to_markdown(quick)
     assert (tmp_path / "b.md").read_text() == table + "\n"
     assert capsys.readouterr().out == 2 * (table + "\n")  # printed by both calls
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_cli_passes_the_data_directory_to_the_bench(monkeypatch, tmp_path):
+    from workbench import cli
+
+    seen = {}
+    monkeypatch.setattr(bench, "run_bench", lambda **kwargs: seen.update(kwargs) or {"rows": [], "machine": {}})
+    monkeypatch.setattr(bench, "to_markdown", lambda result: "table")
+    assert cli.main(["bench", "--quick", "--data-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path)]) == 0
+    assert seen["cache_dir"] == str(tmp_path / "cache") and seen["runs_dir"] == str(tmp_path) and seen["quick"]
 
 
 def test_step_intervals_drop_warmup_and_epoch_ends():

@@ -255,15 +255,18 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, skip_layouts: bool = False, out: str | None = None, runs_dir: str = "runs/bench") -> int:
-    result = run_bench(quick=quick, skip_layouts=skip_layouts, runs_dir=runs_dir)
+def main(quick: bool = False, skip_layouts: bool = False, out: str | None = None, runs_dir: str = "runs/bench",
+         data_dir: str | Path | None = "data") -> int:
+    from .atomic import atomic_write_text
+
+    result = run_bench(quick=quick, skip_layouts=skip_layouts, runs_dir=runs_dir, cache_dir=data_dir)
     table = to_markdown(result)
     print(table)
     if out:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".json":
-            path.write_text(json.dumps({**result, "markdown": table}, indent=2, default=str) + "\n")
+            atomic_write_text(path, json.dumps({**result, "markdown": table}, indent=2, default=str) + "\n")
         else:
-            path.write_text(table + "\n")
+            atomic_write_text(path, table + "\n")
     return 0

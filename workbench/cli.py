@@ -64,7 +64,8 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     from .bench import main
 
-    return main(quick=args.quick, skip_layouts=args.skip_layouts, out=args.out, runs_dir=args.runs_dir)
+    return main(quick=args.quick, skip_layouts=args.skip_layouts, out=args.out, runs_dir=args.runs_dir,
+                data_dir=args.data_dir)
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-layouts", action="store_true", help="leave out the per-layer layout timing")
     p.add_argument("--out", metavar="PATH", help="also write the results: JSON for a .json path, else the markdown table")
     p.add_argument("--runs-dir", default="runs/bench", help="where the benchmark's runs go (default: runs/bench)")
+    p.add_argument("--data-dir", default="data", help="where the generated shapes data is cached (default: data)")
     p.add_argument("--memory", type=int, nargs="+", metavar="N",
                    help="instead: peak memory of one diagnostics pass over N probe images, depth-12 ViT")
     p.set_defaults(func=_bench)
