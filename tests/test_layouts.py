@@ -350,3 +350,30 @@ def test_layout_benchmark_rows_on_a_small_run(tmp_path):
         layout_benchmark(run=run, epochs=3)
     with pytest.raises(ConfigError, match="methods.*umap-learn"):
         layout_benchmark(run=run, methods=["tsne"])
+
+
+def test_compute_layouts_reads_only_the_laid_out_arrays(tmp_path, monkeypatch):
+    run = write_run(tmp_path / "run")
+    asked = []
+    real = Run.embeddings
+    monkeypatch.setattr(Run, "embeddings", lambda self, epoch, keys=None: asked.append(keys) or real(self, epoch, keys))
+    compute_layouts(run, layers=[1, 2], pool="cls", n_neighbors=10, max_points=100, progress=False, cache=False,
+                    n_epochs=10)
+    # never a whole epoch file: one array per (epoch, layer) of the chosen pool, then the row metadata
+    assert asked == [["l1_cls"], ["l2_cls"], ["l1_cls"], ["l2_cls"], ["ids", "labels", "factors"]]
+
+
+def test_compute_layouts_rejects_epochs_of_different_probe_sets(tmp_path):
+    run = write_run(tmp_path / "run", epochs=(0,), layers=(1,), n=40)
+    arrays = run.embeddings(0)
+    np.savez(tmp_path / "run" / "embeddings" / "epoch=001.npz", **{k: v[:30] for k, v in arrays.items()})
+    with pytest.raises(ValueError, match="40 at epoch 0, 30 at epoch 1 layer 1"):
+        compute_layouts(run, n_neighbors=5, progress=False, cache=False)
+
+
+def test_layout_benchmark_needs_saved_embeddings(tmp_path):
+    from workbench.layouts import layout_benchmark
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="save_embeddings"):
+        layout_benchmark(run=Run(tmp_path / "empty"), methods=["warm"])

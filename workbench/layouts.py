@@ -403,13 +403,50 @@ def _save_cached(path: Path, coords: np.ndarray, ids: np.ndarray, params: dict) 
         np.savez(f, coords=coords, ids=ids, params=np.array(json.dumps(params, sort_keys=True)))
 
 
-def _saved_layers(arrays: dict, pool: str) -> list[int]:
-    return sorted(int(k[1:].split("_", 1)[0]) for k in arrays
-                  if k.startswith("l") and k.endswith(f"_{pool}") and k[1:].split("_", 1)[0].isdigit())
+def _layout_inputs(run, epochs: Sequence[int] | None, layers: Sequence[int] | None, pool: str, max_points: int,
+                   seed: int) -> tuple[list[int], list[int], dict[Key, np.ndarray], np.ndarray, dict]:
+    """What a layout reads of a run: the chosen ``epochs`` and ``layers`` (default: all saved), the
+    ``(epoch, layer) -> rows x D`` embeddings of ``pool``, the probe ``rows`` (at most
+    ``max_points``, drawn with ``seed``, the same in every layout) and the first epoch's ``ids``,
+    ``labels`` and ``factors`` (all rows). Clear errors for what is not saved."""
+    from .runs import embedding_key, saved_layers, saved_pools
 
+    saved = run.embedding_epochs()
+    if not saved:
+        raise FileNotFoundError(f"{run.path / 'embeddings'} holds no epoch=NNN.npz: the run saved no embeddings "
+                                "(diagnostics.enabled or diagnostics.save_embeddings was false)")
+    epochs = saved if epochs is None else [int(e) for e in epochs]
+    missing = [e for e in epochs if e not in saved]
+    if missing or not epochs:
+        raise ConfigError("epochs", missing or list(epochs), f"epochs with saved embeddings: {saved}")
+    names = {e: run.embedding_keys(e) for e in epochs}  # the files' indexes: no array read yet
 
-def _saved_pools(arrays: dict) -> list[str]:
-    return sorted({k.split("_", 1)[1] for k in arrays if k.startswith("l") and k[1:].split("_", 1)[0].isdigit()})
+    pools = saved_pools(names[epochs[0]])
+    if pool not in pools:
+        raise ConfigError("pool", pool, f"a pool with saved embeddings: {pools}")
+    available = sorted(set.intersection(*(set(saved_layers(n, pool)) for n in names.values())))
+    layers = available if layers is None else [int(l) for l in layers]
+    bad = [l for l in layers if l not in available]
+    if bad or not layers:
+        raise ConfigError("layers", bad or list(layers), f"layers saved for pool {pool!r} at every chosen epoch: {available}")
+
+    # One array at a time, keeping only the laid-out rows: an epoch of a deep run with a large probe
+    # set is hundreds of MB, of which a layout needs one pool and ``max_points`` rows.
+    data: dict[Key, np.ndarray] = {}
+    rows = n = None
+    for e in epochs:
+        for l in layers:
+            x = run.embeddings(e, [embedding_key(l, pool)])[embedding_key(l, pool)]
+            if rows is None:
+                n = len(x)
+                rows = np.arange(n) if n <= max_points else np.sort(
+                    np.random.default_rng(seed).choice(n, max_points, replace=False))
+            elif len(x) != n:
+                raise ValueError(f"the saved embeddings hold different numbers of probe images: {n} at epoch "
+                                 f"{epochs[0]}, {len(x)} at epoch {e} layer {l}; lay out epochs of one probe set")
+            data[(e, l)] = np.ascontiguousarray(x[rows])
+            del x
+    return epochs, layers, data, rows, run.embeddings(epochs[0], ["ids", "labels", "factors"])
 
 
 def compute_layouts(
@@ -443,33 +480,7 @@ def compute_layouts(
     _check_params(method, pca_dims, n_neighbors, min_dist, seed, n_epochs)
     if not isinstance(max_points, (int, np.integer)) or max_points < n_neighbors + 1:
         raise ConfigError("max_points", max_points, f"an integer >= n_neighbors + 1 = {n_neighbors + 1}")
-    saved = run.embedding_epochs()
-    if not saved:
-        raise FileNotFoundError(f"{run.path / 'embeddings'} holds no epoch=NNN.npz: the run saved no embeddings "
-                                "(diagnostics.enabled or diagnostics.save_embeddings was false)")
-    epochs = saved if epochs is None else [int(e) for e in epochs]
-    missing = [e for e in epochs if e not in saved]
-    if missing or not epochs:
-        raise ConfigError("epochs", missing or list(epochs), f"epochs with saved embeddings: {saved}")
-    arrays = {e: run.embeddings(e) for e in epochs}
-
-    first = arrays[epochs[0]]
-    pools = _saved_pools(first)
-    if pool not in pools:
-        raise ConfigError("pool", pool, f"a pool with saved embeddings: {pools}")
-    available = sorted(set.intersection(*(set(_saved_layers(a, pool)) for a in arrays.values())))
-    layers = available if layers is None else [int(l) for l in layers]
-    bad = [l for l in layers if l not in available]
-    if bad or not layers:
-        raise ConfigError("layers", bad or list(layers), f"layers saved for pool {pool!r} at every chosen epoch: {available}")
-    n = len(first[f"l{layers[0]}_{pool}"])
-    sizes = {e: len(a[f"l{layers[0]}_{pool}"]) for e, a in arrays.items()}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"the saved embeddings hold different numbers of probe images per epoch {sizes}; "
-                         "lay out epochs of one probe set")
-
-    rows = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
-    data = {(e, l): np.ascontiguousarray(arrays[e][f"l{l}_{pool}"][rows]) for e in epochs for l in layers}
+    epochs, layers, data, rows, first = _layout_inputs(run, epochs, layers, pool, max_points, seed)
     ids = first["ids"][rows] if "ids" in first else rows
     # What the numbers depend on (the cap only through the rows it picks, which the key hashes).
     params = {"method": method, "pool": pool, "pca_dims": int(pca_dims), "n_neighbors": int(n_neighbors),
@@ -495,8 +506,8 @@ def compute_layouts(
     labels = first["labels"][rows] if "labels" in first else None
     factors = first["factors"][rows].astype(np.float32) if "factors" in first and first["factors"].size else None
     label_names, factor_names = None, []
-    if (run.path / "embeddings" / "probe.npz").is_file():
-        probe = run.probe()
+    if (run.path / "embeddings" / "probe.json").is_file():
+        probe = run.probe_info()
         label_names = list(probe["classes"]) or None
         factor_names = [f.name for f in probe["factor_specs"]]
     if factors is not None and len(factor_names) != factors.shape[1]:
@@ -591,12 +602,9 @@ def layout_benchmark(
         raise ConfigError("methods", bad, f"a list from {', '.join((BASELINE, *METHODS))}")
     run = _benchmark_run(depth, points, runs_dir) if run is None else run if isinstance(run, Run) else load_run(run)
     chosen = run.embedding_epochs()[-epochs:]
-    arrays = {e: run.embeddings(e) for e in chosen}
-    layers = _saved_layers(arrays[chosen[-1]], pool)
-    total = len(arrays[chosen[-1]][f"l{layers[0]}_{pool}"])
-    n = min(points, total)
-    rows = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
-    data = {(e, l): arrays[e][f"l{l}_{pool}"][rows].astype(np.float32) for e in chosen for l in layers}
+    chosen, layers, data, rows, _ = _layout_inputs(run, chosen or None, None, pool, points, seed)
+    data = {k: x.astype(np.float32) for k, x in data.items()}
+    n = len(rows)
     trust_rows = np.sort(np.random.default_rng(seed + 1).choice(n, min(trust_points, n), replace=False))
 
     _warm_up(methods, seed)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .runs import Run
+from .runs import Run, embedding_key, saved_layers
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -111,15 +111,14 @@ def spectrum(run: Run, layer: int | None = None, pool: str = "cls", epoch: int |
     epoch = epochs[-1] if epoch is None else int(epoch)
     if epoch not in epochs:
         raise KeyError(f"no embeddings at epoch {epoch}; saved epochs: {epochs}")
-    arrays = run.embeddings(epoch)
-    prefix, suffix = "spectrum_l", f"_{pool}"
-    layers = sorted(int(k[len(prefix):-len(suffix)]) for k in arrays if k.startswith(prefix) and k.endswith(suffix))
+    layers = saved_layers(run.embedding_keys(epoch), pool, spectrum=True)
     if not layers:
         raise KeyError(f"no spectra saved for pool {pool!r} at epoch {epoch}")
     layer = layers[-1] if layer is None else int(layer)
     if layer not in layers:
         raise KeyError(f"no spectrum for layer {layer} ({pool} pool); saved layers: {layers}")
-    return np.sort(np.asarray(arrays[f"{prefix}{layer}{suffix}"], dtype=np.float64))[::-1]
+    key = embedding_key(layer, pool, spectrum=True)
+    return np.sort(np.asarray(run.embeddings(epoch, [key])[key], dtype=np.float64))[::-1]
 
 
 def final_logged(run: Run, column: str, last: int = 1) -> float:

@@ -19,12 +19,43 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
 from .atomic import atomic_write_text
 from .config import RunConfig
+
+
+# ---- names of the arrays in embeddings/epoch=NNN.npz -------------------------------------------
+
+def embedding_key(layer: int, pool: str, spectrum: bool = False) -> str:
+    """The name of a saved array: ``l<layer>_<pool>`` (the N x D embeddings) or
+    ``spectrum_l<layer>_<pool>`` (their covariance eigenvalues)."""
+    return f"{'spectrum_' if spectrum else ''}l{int(layer)}_{pool}"
+
+
+def parse_embedding_key(name: str) -> "tuple[bool, int, str] | None":
+    """``(spectrum, layer, pool)`` for a name :func:`embedding_key` makes, ``None`` for the other
+    arrays (``labels``, ``factors``, ``ids``)."""
+    spectrum = name.startswith("spectrum_")
+    rest = name.removeprefix("spectrum_")
+    if not rest.startswith("l") or "_" not in rest:
+        return None
+    layer, pool = rest[1:].split("_", 1)
+    return (spectrum, int(layer), pool) if layer.isdigit() and pool else None
+
+
+def saved_layers(names: Iterable[str], pool: str, spectrum: bool = False) -> list[int]:
+    """The layers with a saved array of this kind for ``pool``, sorted."""
+    parsed = (parse_embedding_key(n) for n in names)
+    return sorted({p[1] for p in parsed if p is not None and p[0] == spectrum and p[2] == pool})
+
+
+def saved_pools(names: Iterable[str], spectrum: bool = False) -> list[str]:
+    """The pools with a saved array of this kind at some layer, sorted."""
+    parsed = (parse_embedding_key(n) for n in names)
+    return sorted({p[2] for p in parsed if p is not None and p[0] == spectrum})
 
 
 @dataclass
@@ -61,21 +92,45 @@ class Run:
         path = self.path / "diagnostics.csv"
         return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "layer", "pool", "metric", "value"])
 
-    def embeddings(self, epoch: int) -> dict:
+    def embeddings(self, epoch: int, keys: "Iterable[str] | None" = None) -> dict:
         """The saved per-layer probe embeddings of ``epoch`` (arrays keyed ``l<layer>_<pool>``,
-        ``spectrum_l<layer>_<pool>``, ``labels``, ``factors``, ``ids``)."""
+        ``spectrum_l<layer>_<pool>``, ``labels``, ``factors``, ``ids``; see :func:`embedding_key`).
+
+        keys: read only these arrays (names the file lacks are left out). A depth-12 run with a
+        large probe set saves hundreds of MB per epoch: ask for what you need.
+        """
         import numpy as np
 
         with np.load(self.path / "embeddings" / f"epoch={epoch:03d}.npz") as data:
-            return {k: data[k] for k in data.files}
+            names = data.files if keys is None else [k for k in dict.fromkeys(keys) if k in data.files]
+            return {k: data[k] for k in names}
+
+    def embedding_keys(self, epoch: int) -> list[str]:
+        """The names of the arrays saved at ``epoch``, read from the file's index (no array is read)."""
+        import numpy as np
+
+        with np.load(self.path / "embeddings" / f"epoch={epoch:03d}.npz") as data:
+            return list(data.files)
+
+    def probe_info(self) -> dict:
+        """The probe set's ``classes`` (names) and ``factor_specs`` (:class:`~workbench.data.base.Factor`
+        list), without its images."""
+        from .data.base import Factor
+
+        path = self.path / "embeddings" / "probe.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the run saved no probe set "
+                                    "(diagnostics.save_embeddings was false, or the run predates it)")
+        meta = json.loads(path.read_text())
+        specs = [Factor(f["name"], f["kind"], f["level"], f["description"], tuple(f["values"]),
+                        None if f["range"] is None else tuple(f["range"])) for f in meta["factors"]]
+        return {"classes": meta["classes"], "factor_specs": specs}
 
     def probe(self) -> dict:
         """The probe set the diagnostics embed: ``images`` (uint8 N x C x H x W), ``labels``,
-        ``factors`` (N x F) when the data has them, ``classes`` (names) and ``factor_specs``
-        (:class:`~workbench.data.base.Factor` list). Row i is row i of every saved embedding."""
+        ``factors`` (N x F) when the data has them, and :meth:`probe_info`'s ``classes`` and
+        ``factor_specs``. Row i is row i of every saved embedding."""
         import numpy as np
-
-        from .data.base import Factor
 
         directory = self.path / "embeddings"
         if not (directory / "probe.npz").is_file():
@@ -83,11 +138,7 @@ class Run:
                                     "(diagnostics.save_embeddings was false, or the run predates it)")
         with np.load(directory / "probe.npz") as data:
             out: dict = {k: data[k] for k in data.files}
-        meta = json.loads((directory / "probe.json").read_text())
-        out["classes"] = meta["classes"]
-        out["factor_specs"] = [Factor(f["name"], f["kind"], f["level"], f["description"], tuple(f["values"]),
-                                      None if f["range"] is None else tuple(f["range"])) for f in meta["factors"]]
-        return out
+        return {**out, **self.probe_info()}
 
     def embedding_epochs(self) -> list[int]:
         """The epochs with saved embeddings, in order."""

@@ -34,6 +34,7 @@ from ..atomic import atomic_open
 from ..config import DiagnosticsConfig
 from ..data.base import Factor, ImageSet
 from ..distributed import barrier, gather_rows, local_only, rank, world_size
+from ..runs import embedding_key
 from .geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
 from .probes import coherence, factor_decodability, knn_accuracy, linear_probe, region_context
 from .similarity import cka_matrix
@@ -341,8 +342,8 @@ class DiagnosticsCallback(Callback):
     def _save_embeddings(self, epoch: int, pooled: dict, probe: ImageSet) -> None:
         def arrays():  # one (layer, pool) at a time: never a float16 copy of every embedding at once
             for (layer, pool), z in pooled.items():
-                yield f"l{layer}_{pool}", z.cpu().numpy().astype(np.float16)
-                yield f"spectrum_l{layer}_{pool}", covariance_spectrum(z).cpu().numpy()
+                yield embedding_key(layer, pool), z.cpu().numpy().astype(np.float16)
+                yield embedding_key(layer, pool, spectrum=True), covariance_spectrum(z).cpu().numpy()
             if probe.labels is not None:
                 yield "labels", probe.labels.cpu().numpy()
             if probe.factors is not None:

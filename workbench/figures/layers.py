@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..data.base import Factor
-from ..runs import Run
+from ..runs import Run, embedding_key, saved_layers, saved_pools
 from .common import FigureDataError, as_run, choose, depth_colours, diagnostics_table, pick_epoch, select
 
 # How to read each collapse metric: whether a higher value is the healthier one (None: neither), and
@@ -139,15 +139,14 @@ def spectra(run: Run | str, epoch: int | None = None, pool: str = "mean", *, rel
     """
     run = as_run(run)
     epoch = _last_embedding_epoch(run, epoch)
-    arrays = run.embeddings(epoch)
-    prefix, suffix = "spectrum_l", f"_{pool}"
-    layers = sorted(int(k[len(prefix):-len(suffix)]) for k in arrays if k.startswith(prefix) and k.endswith(suffix))
+    names = run.embedding_keys(epoch)
+    layers = saved_layers(names, pool, spectrum=True)
     if not layers:
-        pools = sorted({k.rsplit("_", 1)[1] for k in arrays if k.startswith(prefix)})
-        choose("pool", pool, pools, f"pools with saved spectra at epoch {epoch} of run {run.name}")
+        choose("pool", pool, saved_pools(names, spectrum=True), f"pools with saved spectra at epoch {epoch} of run {run.name}")
+    arrays = run.embeddings(epoch, [embedding_key(layer, pool, spectrum=True) for layer in layers])
     fig = go.Figure()
     for layer, colour in zip(layers, depth_colours(len(layers))):
-        values = np.asarray(arrays[f"{prefix}{layer}{suffix}"], dtype=np.float64)
+        values = np.asarray(arrays[embedding_key(layer, pool, spectrum=True)], dtype=np.float64)
         if relative and values.sum() > 0:
             values = values / values.sum()
         fig.add_trace(go.Scatter(
@@ -195,7 +194,7 @@ def decodability(
     table, name = diagnostics_table(diagnostics)
     if factor_specs is None and not isinstance(diagnostics, pd.DataFrame):
         try:
-            factor_specs = as_run(diagnostics).probe()["factor_specs"]
+            factor_specs = as_run(diagnostics).probe_info()["factor_specs"]
         except (FileNotFoundError, KeyError):  # no saved probe set: factors stay uncoloured by level
             factor_specs = None
     wanted = [m for m in ("linear_acc", "knn_acc") if m in set(table["metric"])]
