@@ -54,13 +54,12 @@ class JointEmbeddingObjective(Objective):
     def embeddings(self, inputs: StepInputs) -> list[torch.Tensor]:
         """One B x dim tensor per view: global crops first, then local crops."""
         layer = self.layers[-1]
-        out = []
-        for view in ("global", "local") if self.uses_local else ("global",):
-            if view not in inputs.student:
-                continue
-            z = self.projector(inputs.student[view].pooled(layer, self.pool))
-            out += list(z.chunk(inputs.chunks(view)))
-        return out
+        views = [v for v in (("global", "local") if self.uses_local else ("global",)) if v in inputs.student]
+        pooled = [inputs.student[v].pooled(layer, self.pool) for v in views]
+        # One projector call over every crop: its batch norm then normalises all views with the same
+        # statistics (and updates its running statistics once per step), as in the official code.
+        z = self.projector(torch.cat(pooled) if len(pooled) > 1 else pooled[0])
+        return list(z.split(inputs.batch["images"].shape[0]))  # one B x dim tensor per crop
 
     def loss(self, z: list[torch.Tensor], inputs: StepInputs) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
