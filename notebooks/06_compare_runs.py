@@ -211,13 +211,13 @@ record(NOTEBOOK, numbers, runs_dir=RUNS_DIR, replace=True);
 # |---|---|---|---|
 # | `supervised` | 0.716 ± 0.005 | 0.675 ± 0.014 | 0.667 / 0.691 / 0.667 |
 # | `stepwise-deepsup` | 0.719 ± 0.020 | 0.677 ± 0.025 | 0.691 / 0.648 / 0.691 |
-# | `lejepa` | -- | 0.313 ± 0.007 | 0.309 / 0.309 / 0.321 |
+# | `lejepa` | -- | 0.307 ± 0.036 | 0.321 / 0.265 / 0.333 |
 #
 # 1. **End-to-end and deep supervision cannot be told apart.** Their mean probes differ by 0.002,
 #    a tenth of a standard deviation (`gap_to_best/supervised/in_std` about 0.1). Yet any single
 #    pair of runs tells a story: with seed 1 alone, end-to-end "wins" by four points; with seed 0
 #    alone, deep supervision wins by two and a half.
-# 2. **LeJEPA's probe is far below both, and every seed agrees**: 0.31 ± 0.01, about fifteen
+# 2. **LeJEPA's probe is far below both, and every seed agrees**: 0.31 ± 0.04, about ten
 #    standard deviations below the best preset -- three epochs of a self-supervised loss do not
 #    make the large object's shape linearly readable (notebook 03 reads the other factors).
 #

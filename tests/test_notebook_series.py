@@ -28,8 +28,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 # that takes OVERRIDES (extra dotted overrides for every run) can use it.
 FAST_DIAGNOSTICS = {"diagnostics.probe_steps": 20, "diagnostics.coherence": []}
 
-# notebook -> the parameters that make it run in well under a minute (INTERACTIVE, RUNS_DIR and
-# DATA_DIR are set by the harness)
+# notebook -> the parameters that make it run in well under a minute, or {} for a notebook whose
+# claims need its CPU default (INTERACTIVE, RUNS_DIR and DATA_DIR are set by the harness)
 NOTEBOOKS: dict[str, dict] = {
     "01_stepwise_construction": {
         "NUM_IMAGES": 4800, "MAX_EPOCHS": 4, "WIDTH": 32, "DEPTH": 3, "HEADS": 2, "BATCH_SIZE": 64,
@@ -39,10 +39,10 @@ NOTEBOOKS: dict[str, dict] = {
         "NUM_IMAGES": 1200, "MAX_STEPS": 60, "WIDTH": 32, "DEPTH": 2, "DIM": 32, "PROBE_IMAGES": 300,
         "OVERRIDES": FAST_DIAGNOSTICS,
     },
-    "03_reconstruction_as_anchor": {
-        "NUM_IMAGES": 1200, "MAX_EPOCHS": 1, "WIDTH": 32, "DEPTH": 2, "HEADS": 2, "BATCH_SIZE": 64,
-        "OVERRIDES": FAST_DIAGNOSTICS,
-    },
+    # The CPU default itself (about 3 minutes): the notebook's claim is that three recipes end
+    # within 0.15 of each other, a statement about noise that only the default's probe set (about
+    # 1,000 images) can check -- on a tiny one a factor score moves by 0.2 with a handful of images.
+    "03_reconstruction_as_anchor": {},
     "04_dense_curricula": {
         # a target every check meets: the adaptive run must raise its ratio even in a few steps.
         # The label probe is asserted on: keep its L-BFGS iterations.

@@ -149,3 +149,32 @@ def test_coarser_targets_keep_constant_images_and_fit_small_images():
     y = coarsen(x, 8.0, "blur")
     assert y.shape == x.shape and y.std() < x.std()
     torch.testing.assert_close(coarsen(x, 1.0, "blur"), x)  # factor 1 is the image itself
+
+
+def test_joint_embedding_projector_normalises_every_crop_with_one_batch_statistic():
+    """LeJEPA's projector (Linear-BatchNorm-ReLU) runs once over the global and local crops together,
+    as a single call over all views does in the official code: one batch mean for all crops, one
+    running-statistics update per step."""
+    from workbench.objectives.base import StepInputs
+    from workbench.objectives.heads import GlobalBatchNorm
+
+    module = module_for(["views.global_crops=2"], preset="lejepa").train()
+    objective = module.objectives["lejepa"]
+    b = batch(6)
+    generator = module.generator("train", 0)
+    views = module.make_views(b, generator)
+    inputs = StepInputs(batch=b, views=views, student={v: module.backbone(views[v]) for v in ("global", "local")},
+                        generator=generator, sample_generator=generator)
+    norm = next(m for m in objective.projector.modules() if isinstance(m, GlobalBatchNorm))
+    seen = []
+    norm.register_forward_hook(lambda m, args, out: seen.append(args[0].detach()))
+    before = norm.running_mean.clone()
+    z = objective.embeddings(inputs)
+    assert [t.shape[0] for t in z] == [6] * 4  # 2 global + 2 local crops of 6 images each
+    (x,) = seen  # one call, over all 24 rows
+    assert x.shape[0] == 24
+    torch.testing.assert_close(norm.running_mean, 0.9 * before + 0.1 * x.mean(0))
+    # every crop's output is the projector's output on its rows of that one call
+    pooled = torch.cat([inputs.student[v].pooled(objective.layers[-1], objective.pool) for v in ("global", "local")])
+    norm.momentum = 0.0  # leave the running statistics alone for the reference call
+    torch.testing.assert_close(torch.cat(z), objective.projector(pooled))

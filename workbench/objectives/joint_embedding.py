@@ -56,8 +56,9 @@ class JointEmbeddingObjective(Objective):
         layer = self.layers[-1]
         views = [v for v in (("global", "local") if self.uses_local else ("global",)) if v in inputs.student]
         pooled = [inputs.student[v].pooled(layer, self.pool) for v in views]
-        # One projector call over every crop: its batch norm then normalises all views with the same
-        # statistics (and updates its running statistics once per step), as in the official code.
+        # One projector call over every crop, as LeJEPA's reference code calls its projector once on
+        # the batch of all views: the batch norm normalises every view, global and local, with the
+        # same statistics and updates its running statistics once per step.
         z = self.projector(torch.cat(pooled) if len(pooled) > 1 else pooled[0])
         return list(z.split(inputs.batch["images"].shape[0]))  # one B x dim tensor per crop
 
