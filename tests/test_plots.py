@@ -380,6 +380,19 @@ def test_loss_curves_errors(runs, tmp_path):
         plots.loss_curves(empty)
 
 
+def test_loss_curves_of_a_run_that_logged_no_training_step_say_why(tmp_path):
+    short = tmp_path / "short"
+    short.mkdir()
+    write_config(short, RunConfig(name="short"))
+    pd.DataFrame([{"epoch": 0, "step": 3, "val/loss": 2.5}]).to_csv(short / "metrics.csv", index=False)
+    (short / "summary.json").write_text(json.dumps({"status": "completed", "steps": 4}))
+    fig = plots.loss_curves(short)
+    (note,) = fig.layout.annotations
+    assert "made 4 optimisation steps, fewer than trainer.log_every_n_steps = 10" in note.text
+    (val,) = fig.data
+    assert val.name == "val/loss" and list(val.x) == [3] and list(val.y) == [2.5]
+
+
 def test_group_by_seed_joins_runs_equal_but_for_the_seed(runs):
     groups = plots.group_by_seed([runs["run"], runs["other"], runs["seed1"]])
     assert [(label, [r.name for r in members]) for label, members in groups] == [

@@ -65,6 +65,29 @@ def _objective_names(run: Run, columns) -> tuple[list[str], dict[str, set[str]]]
     return names, schedules
 
 
+def _no_training_logged(run: Run) -> go.Figure:
+    """The total loss panel of a run that logged no training step (fewer steps than the logging
+    interval): its validation losses, if any, and a note saying why the lines are missing."""
+    try:
+        interval = f"trainer.log_every_n_steps = {run.config.trainer.log_every_n_steps}"
+    except Exception:  # an unreadable config: the note still says what to change
+        interval = "trainer.log_every_n_steps"
+    steps = run.summary.get("steps")
+    ran = f"made {steps} optimisation steps, fewer than" if steps is not None else "made fewer optimisation steps than"
+    fig = go.Figure()
+    val = run.curve("val/loss")
+    if not val.empty:
+        fig.add_trace(go.Scatter(x=val["step"], y=val["value"], mode="markers", name="val/loss",
+                                 marker=dict(size=8, symbol="diamond")))
+    fig.add_annotation(text=f"no training step was logged: the run {ran} {interval}<br>"
+                            "(lower it, or train longer, to see the loss terms)",
+                       xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font=dict(size=13))
+    fig.update_xaxes(title_text="optimisation step")
+    fig.update_yaxes(title_text="loss term")
+    fig.update_layout(title=f"Loss terms per objective: {run.name}", height=380)
+    return fig
+
+
 def loss_curves(run: Run | str, smooth: int = 1) -> go.Figure:
     """Every loss term of every objective against the step: one panel per objective.
 
@@ -79,15 +102,15 @@ def loss_curves(run: Run | str, smooth: int = 1) -> go.Figure:
     loss often reaches its trivial minimum fast); a term whose weight schedule switches it on late.
 
     smooth: a rolling mean over this many logged training points (validation values and schedules are
-    never smoothed).
+    never smoothed). A run that logged no training step (fewer steps than
+    ``trainer.log_every_n_steps``) gets its validation losses and a note saying so.
     """
     if smooth < 1:
         raise ConfigError("smooth", smooth, "a whole number >= 1 (1: no smoothing)")
     run = as_run(run)
     m = _metrics_or_raise(run)
     if "train/loss" not in m:
-        raise FigureDataError(f"run {run.name}'s metrics.csv has no train/loss column: no training step was logged "
-                              "(is trainer.log_every_n_steps larger than the number of steps?)")
+        return _no_training_logged(run)
     names, schedules = _objective_names(run, m.columns)
     panels: list[tuple[str, list[tuple[str, str | None]]]] = [("total (weighted sum)", [("train/loss", "val/loss")])]
     schedule_columns: list[str] = []
