@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ def _numbers(values: dict) -> list[float]:
     return [v for v in values.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def _layout_benchmark_stand_in(depth, points, methods, run, runs_dir):
+def _layout_benchmark_stand_in(depth, points, methods, run, runs_dir, cache_dir):
     """UMAP needs tens of seconds to compile (its own tests cover it): the bench's use of it is
     checked with a stand-in that returns a row of the same form from the run it is given."""
     assert run is not None and run.embedding_epochs(), "quick mode lays out the diagnostics run"
@@ -67,6 +68,9 @@ def test_markdown_table_names_the_machine_and_every_row(quick, tmp_path):
 def test_main_writes_json_and_markdown(monkeypatch, tmp_path, quick, capsys):
     calls = []
     monkeypatch.setattr(bench, "run_bench", lambda **kwargs: calls.append(kwargs) or quick)
+    renamed = []  # an atomic write ends with a rename onto the target
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renamed.append(os.fspath(dst)) or real_replace(src, dst))
     bench.main(quick=True, out=str(tmp_path / "b.json"))
     saved = json.loads((tmp_path / "b.json").read_text())
     assert [r["key"] for r in saved["rows"]] == ROWS and saved["markdown"].startswith("Machine: ")
@@ -74,7 +78,7 @@ def test_main_writes_json_and_markdown(monkeypatch, tmp_path, quick, capsys):
     table = bench.to_markdown(quick)
     assert (tmp_path / "b.md").read_text() == table + "\n"
     assert capsys.readouterr().out == 2 * (table + "\n")  # printed by both calls
-    assert not list(tmp_path.glob("*.tmp"))
+    assert renamed == [str(tmp_path / "b.json"), str(tmp_path / "b.md")] and not list(tmp_path.glob("*.tmp"))
 
 
 def test_cli_passes_the_data_directory_to_the_bench(monkeypatch, tmp_path):
@@ -85,6 +89,22 @@ def test_cli_passes_the_data_directory_to_the_bench(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "to_markdown", lambda result: "table")
     assert cli.main(["bench", "--quick", "--data-dir", str(tmp_path / "cache"), "--runs-dir", str(tmp_path)]) == 0
     assert seen["cache_dir"] == str(tmp_path / "cache") and seen["runs_dir"] == str(tmp_path) and seen["quick"]
+
+
+def test_full_mode_layouts_row_trains_its_run_with_the_data_directory(monkeypatch, tmp_path):
+    import workbench.train
+
+    trained = {}
+
+    def fake_fit(**kwargs):
+        trained.update(kwargs)
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(workbench.train, "fit", fake_fit)
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        bench._layouts_row(bench.FULL, False, str(tmp_path / "runs"), None, tmp_path / "cache")
+    assert trained["cache_dir"] == tmp_path / "cache"
+    assert f"runs_dir={tmp_path / 'runs'}" in trained["overrides"]
 
 
 def test_step_intervals_drop_warmup_and_epoch_ends():

@@ -136,3 +136,21 @@ def test_training_curves_put_losses_left_and_accuracies_right(run):
     by_name = {t.name: t for t in fig.data}
     assert by_name["train/loss"].xaxis == "x" and by_name["val/supervised/acc"].xaxis == "x2"
     assert list(by_name["val/supervised/acc"].y) == run.curve("val/supervised/acc")["value"].tolist()
+
+
+def test_fit_leaves_a_process_group_it_did_not_start_to_its_owner(tmp_path):
+    """``fit`` destroys only a group it started (Lightning's DDP launcher); a torchrun-style script
+    that made its own group keeps it for what it does after training."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("needs torch.distributed with gloo")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        run = wb.fit(preset="supervised", overrides=TINY + ["diagnostics.enabled=false", f"runs_dir={tmp_path}"],
+                     cache_dir=tmp_path / "data")
+        assert run.summary["status"] == "completed"
+        assert dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -35,6 +35,7 @@ def test_embeddings_reads_the_asked_arrays_only(tmp_path):
     assert list(some) == ["ids", "l1_cls"]
     np.testing.assert_array_equal(some["l1_cls"], np.ones((3, 2)))
     assert list(run.embeddings(4)) == ["l1_cls", "l1_mean", "ids"]
+    assert list(run.embeddings(4, "l1_mean")) == ["l1_mean"]  # one name as a string
 
 
 def test_probe_info_reads_the_names_without_the_images(tmp_path):

@@ -85,6 +85,18 @@ def test_runs_of_one_preset_with_other_settings_are_separate_experiments(tmp_pat
     assert summaries.mean_std(table, by="preset").loc["lejepa", "n"] == 5
 
 
+def test_experiments_whose_values_print_alike_get_numbered_labels(monkeypatch):
+    from types import SimpleNamespace
+
+    fields = {"a": {"preset": "p", "x": 1}, "b": {"preset": "p", "x": "1"}, "c": {"preset": "p", "x": 1},
+              "d": {"preset": "q", "y": ["u", "v"]}, "e": {"preset": "q", "y": "u,v"}}
+    monkeypatch.setattr(summaries, "experiment_fields", lambda config: config)
+    runs = [SimpleNamespace(name=name, config=f) for name, f in fields.items()]
+    # 1 and "1" print alike, as do ["u", "v"] and "u,v": never one group
+    assert summaries.experiment_labels(runs) == ["p [x=1] #1", "p [x=1] #2", "p [x=1] #1", "q [y=u,v] #1",
+                                                 "q [y=u,v] #2"]
+
+
 def test_errors_name_what_exists(tmp_path):
     table = summaries.seed_table([fake_run(tmp_path, "a", "supervised", 0, linear_acc=0.8)])
     with pytest.raises(KeyError, match="cannot group by 'method'.*run, experiment, preset, seed"):

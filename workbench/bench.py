@@ -208,7 +208,7 @@ def run_bench(quick: bool = False, skip_layouts: bool = False, runs_dir: str | P
     # (d) layouts
     if not skip_layouts:
         log("(d) per-layer layouts")
-        rows.append(_layouts_row(sizes, quick, runs_dir, diagnostics_run))
+        rows.append(_layouts_row(sizes, quick, runs_dir, diagnostics_run, cache_dir))
         lap("layouts")
 
     log("shapes generation")
@@ -220,13 +220,13 @@ def run_bench(quick: bool = False, skip_layouts: bool = False, runs_dir: str | P
             "wall_s": round(time.perf_counter() - started, 1), "timings": timings}
 
 
-def _layouts_row(sizes: Sizes, quick: bool, runs_dir: str, small_run) -> Row:
+def _layouts_row(sizes: Sizes, quick: bool, runs_dir: str, small_run, cache_dir) -> Row:
     from .layouts import DEFAULT_METHOD, layout_benchmark
 
     # Quick mode lays out the tiny diagnostics run; the full run trains (once, then reuses) a
     # depth-6 run with a 5,000-image probe set.
     (r,) = layout_benchmark(depth=sizes.layout_depth, points=sizes.layout_points, methods=(DEFAULT_METHOD,),
-                            run=small_run if quick else None, runs_dir=runs_dir)
+                            run=small_run if quick else None, runs_dir=runs_dir, cache_dir=cache_dir)
     r = {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
     return Row(
         "layouts", f"(d) per-layer layouts ({r['layouts']} layers x {r['points']:,} points, `{r['method']}` UMAP)",

@@ -522,7 +522,7 @@ def compute_layouts(
 # ---- measurement -----------------------------------------------------------------------------
 
 
-def _benchmark_run(depth: int, points: int, runs_dir: str | Path):
+def _benchmark_run(depth: int, points: int, runs_dir: str | Path, cache_dir: str | Path | None = "data"):
     """A quickly trained supervised run on ``shapes`` (the quickstart's model size at ``depth``, one
     epoch of about 360 steps) whose probe set holds ``points`` images; reused when it exists."""
     from .runs import Run
@@ -537,7 +537,7 @@ def _benchmark_run(depth: int, points: int, runs_dir: str | Path):
     return fit(preset="supervised", overrides=[
         f"data.shapes.num_images={num_images}", f"data.probe_size={points}", "data.batch_size=128",
         "model.patch_size=8", "model.width=96", f"model.depth={depth}", "model.heads=4", "optim.lr=2e-3",
-        "trainer.max_epochs=1", f"runs_dir={runs_dir}", f"name={name}"])
+        "trainer.max_epochs=1", f"runs_dir={runs_dir}", f"name={name}"], cache_dir=cache_dir)
 
 
 def _warm_up(methods: Sequence[str], seed: int) -> None:
@@ -577,11 +577,13 @@ def layout_benchmark(
     runs_dir: str | Path = "runs/bench",
     seed: int = 0,
     progress: bool = False,
+    cache_dir: str | Path | None = "data",
 ) -> list[dict]:
     """Time, trustworthiness and smoothness of each method on one run's layers 0..depth.
 
     run: a run directory to measure (default: train one for an epoch on ``shapes`` with a
-    ``points``-image probe set, kept under ``runs_dir`` for the next call).
+    ``points``-image probe set, kept under ``runs_dir`` for the next call; its generated data is
+    cached under ``cache_dir``).
     epochs: lay out the last saved epoch only (1) or the last two (2, a 2 x (depth+1) grid).
 
     One row per method: ``seconds`` for all layouts (after a numba warm-up) and ``cpu_seconds``
@@ -600,7 +602,7 @@ def layout_benchmark(
     bad = [m for m in methods if m not in (BASELINE, *METHODS)]
     if bad:
         raise ConfigError("methods", bad, f"a list from {', '.join((BASELINE, *METHODS))}")
-    run = _benchmark_run(depth, points, runs_dir) if run is None else run if isinstance(run, Run) else load_run(run)
+    run = _benchmark_run(depth, points, runs_dir, cache_dir) if run is None else run if isinstance(run, Run) else load_run(run)
     chosen = run.embedding_epochs()[-epochs:]
     chosen, layers, data, rows, _ = _layout_inputs(run, chosen or None, None, pool, points, seed)
     data = {k: x.astype(np.float32) for k, x in data.items()}
@@ -646,9 +648,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=[BASELINE, *METHODS], choices=(BASELINE, *METHODS))
     parser.add_argument("--trust-points", type=int, default=5000)
     parser.add_argument("--runs-dir", default="runs/bench")
+    parser.add_argument("--data-dir", default="data", help="where the generated shapes data is cached")
     args = parser.parse_args(argv)
     rows = layout_benchmark(depth=args.depth, points=args.points, run=args.run, methods=args.methods,
-                            epochs=args.epochs, trust_points=args.trust_points, runs_dir=args.runs_dir)
+                            epochs=args.epochs, trust_points=args.trust_points, runs_dir=args.runs_dir,
+                            cache_dir=args.data_dir)
     print(f"run: {rows[0]['run']}, epochs {rows[0]['epochs']}, layers {rows[0]['layers']}\n")
     print(format_benchmark(rows))
     return 0

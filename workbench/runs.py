@@ -101,6 +101,8 @@ class Run:
         """
         import numpy as np
 
+        if isinstance(keys, str):  # one name, not its letters
+            keys = [keys]
         with np.load(self.path / "embeddings" / f"epoch={epoch:03d}.npz") as data:
             names = data.files if keys is None else [k for k in dict.fromkeys(keys) if k in data.files]
             return {k: data[k] for k in names}

@@ -19,6 +19,7 @@ rough estimate, and with one seed it is undefined (NaN), not 0.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Sequence
 
@@ -90,7 +91,15 @@ def experiment_labels(runs: "Sequence[Run]") -> list[str]:
         differ = sorted({k for o in others for k in set(o) | set(f) if o.get(k, ...) != f.get(k, ...)})
         shown = [f"{k}={_value(f[k])}" if k in f else f"{k} unset" for k in differ]
         labels.append(f"{preset} [{' '.join(shown)}]")
-    return labels
+    # Values that print alike (1 and "1", a list and its joined string) would merge two experiments
+    # under one label: number such labels apart, in order of first appearance.
+    keys = [json.dumps(f, sort_keys=True, default=str) for f in fields]
+    experiments_of: dict[str, list[str]] = {}
+    for label, key in zip(labels, keys):
+        if key not in experiments_of.setdefault(label, []):
+            experiments_of[label].append(key)
+    return [label if len(experiments_of[label]) == 1 else f"{label} #{experiments_of[label].index(key) + 1}"
+            for label, key in zip(labels, keys)]
 
 
 def seed_table(runs: "Sequence[Run | str]", pool: str = "mean") -> pd.DataFrame:

@@ -81,7 +81,9 @@ def fit(
 
     Under DDP (``trainer.devices=2 trainer.strategy=ddp``) every rank runs this function; only
     rank 0 creates and writes the run directory, and the other ranks use that one (ranks started
-    outside Lightning, by torchrun or SLURM, need an explicit ``name`` to agree on it).
+    outside Lightning, by torchrun or SLURM, need an explicit ``name`` to agree on it). A process
+    group this call started (Lightning's launcher) is destroyed when it returns or fails; a group
+    that existed before the call is left to its owner.
     """
     checkpoint_path = None
     secondary = launched_rank() > 0  # a process a DDP launcher started for a rank other than 0
@@ -131,33 +133,37 @@ def fit(
         enable_progress_bar=t.enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         gradient_clip_val=config.optim.grad_clip,
     )
-    group_before = dist.is_available() and dist.is_initialized()
+    # Lightning starts a process group under DDP and leaves it alive; threads of a gloo / NCCL group
+    # still running at interpreter exit abort the process ("terminate called without an active
+    # exception"). A group this call started is destroyed when it ends, failed or not; one the
+    # caller made (torchrun scripts) is left alone.
+    owns_group = not (dist.is_available() and dist.is_initialized())
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
-        trainer.test(module, datamodule=datamodule, verbose=False)
-    except BaseException as exc:
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
+            trainer.test(module, datamodule=datamodule, verbose=False)
+        except BaseException as exc:
+            if trainer.is_global_zero:
+                write_summary(run_dir, {"status": "failed", "name": config.name,
+                                        "error": f"{type(exc).__name__}: {exc}", "wall_s": time.perf_counter() - start})
+            raise
+        wall = time.perf_counter() - start
         if trainer.is_global_zero:
-            write_summary(run_dir, {"status": "failed", "name": config.name, "error": f"{type(exc).__name__}: {exc}",
-                                    "wall_s": time.perf_counter() - start})
-        raise
-    wall = time.perf_counter() - start
-    if trainer.is_global_zero:
-        headline = {k: float(v) for k, v in trainer.callback_metrics.items()
-                    if k.startswith(("val/", "test/")) and torch.is_tensor(v) and v.numel() == 1}
-        write_summary(run_dir, {
-            "status": "completed", "name": config.name, "wall_s": round(wall, 2),
-            "epochs": trainer.current_epoch, "steps": trainer.global_step,
-            "diagnostics_s": round(diagnostics.seconds, 2) if diagnostics else 0.0,
-            "device": str(trainer.strategy.root_device), "precision": str(trainer.precision),
-            "headline": headline, **({"resumed": True} if checkpoint_path is not None else {}),
-        })
-    # every rank returns rank 0's directory (a launched rank's environment can be from an earlier fit)
-    run_path = Path(trainer.strategy.broadcast(str(run_dir), src=0))
-    if not group_before and dist.is_available() and dist.is_initialized():
-        # Lightning leaves the process group it started alive; its gloo / NCCL threads still running
-        # at interpreter exit abort the process ("terminate called without an active exception")
-        dist.destroy_process_group()
+            headline = {k: float(v) for k, v in trainer.callback_metrics.items()
+                        if k.startswith(("val/", "test/")) and torch.is_tensor(v) and v.numel() == 1}
+            write_summary(run_dir, {
+                "status": "completed", "name": config.name, "wall_s": round(wall, 2),
+                "epochs": trainer.current_epoch, "steps": trainer.global_step,
+                "diagnostics_s": round(diagnostics.seconds, 2) if diagnostics else 0.0,
+                "device": str(trainer.strategy.root_device), "precision": str(trainer.precision),
+                "headline": headline, **({"resumed": True} if checkpoint_path is not None else {}),
+            })
+        # every rank returns rank 0's directory (a launched rank's environment can be from an earlier fit)
+        run_path = Path(trainer.strategy.broadcast(str(run_dir), src=0))
+    finally:
+        if owns_group and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     return Run(run_path)
 
 

@@ -580,7 +580,7 @@ def config_multi_crop(images: torch.Tensor, generator: torch.Generator | None, v
                       local: bool = True) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """:func:`multi_crop` with a run's ``views`` settings: ``global_crops`` at the image size and,
     when ``local``, ``local_crops`` at :func:`config_local_size`; one spec for every crop."""
-    v, side = views_config, images.shape[-1]
+    v, side = views_config, images.shape[-1]  # datasets hold square images: the side is the image size
     spec = config_augment_spec(v)
     return multi_crop(
         images, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),

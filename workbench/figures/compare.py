@@ -21,6 +21,7 @@ from ..config import experiment_fields
 from ..runs import Run
 from .common import FigureDataError, as_runs, diagnostics_table, select, with_alpha
 
+
 def _experiment_key(run: Run) -> str:
     """The run's config without its name, place, progress bar and seed (a run with an unreadable
     config is an experiment of its own)."""

@@ -52,9 +52,11 @@ class JointEmbeddingObjective(Objective):
         return Needs(views=("global", "local") if self.uses_local else ("global",))
 
     def embeddings(self, inputs: StepInputs) -> list[torch.Tensor]:
-        """One B x dim tensor per view: global crops first, then local crops."""
+        """One B x dim tensor per crop: global crops first, then local crops."""
         layer = self.layers[-1]
         views = [v for v in (("global", "local") if self.uses_local else ("global",)) if v in inputs.student]
+        if not views:
+            return []
         pooled = [inputs.student[v].pooled(layer, self.pool) for v in views]
         # One projector call over every crop, as LeJEPA's reference code calls its projector once on
         # the batch of all views: the batch norm normalises every view, global and local, with the
