@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -38,10 +37,11 @@ import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import workbench as wb
 from workbench.errors import ConfigError
+
+from spawned import free_port, run_spawned
 
 needs_gloo = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="needs torch.distributed with gloo")
@@ -167,12 +167,6 @@ def test_ddp_diagnostics_equal_a_single_process_pass_on_the_checkpoint(ddp_run, 
 
 # ------------------------------------------------------------------------------- the helpers, 2 ranks
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _helpers_worker(rank: int, port: int) -> None:
     from workbench.diagnostics import sigreg_statistic
 
@@ -205,17 +199,7 @@ def _helpers_worker(rank: int, port: int) -> None:
 
 @needs_gloo
 def test_gather_rows_and_local_only_with_two_processes():
-    context = mp.start_processes(_helpers_worker, args=(_free_port(),), nprocs=2, join=False, start_method="spawn")
-    deadline = time.monotonic() + DEADLINE
-    try:
-        while not context.join(timeout=max(0.1, deadline - time.monotonic())):
-            if time.monotonic() > deadline:
-                pytest.fail(f"the helper workers did not finish within {DEADLINE:.0f} s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+    run_spawned(_helpers_worker, (free_port(),), 2, DEADLINE, "the helper workers")
 
 
 def test_gather_rows_and_local_only_on_a_single_process():

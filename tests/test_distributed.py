@@ -17,16 +17,15 @@ The workers never hang: ``init_process_group`` has a 60 s timeout and the parent
 
 from __future__ import annotations
 
-import socket
 import sys
-import time
 from datetime import timedelta
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
+
+from spawned import free_port, run_spawned
 
 WORLD = 2
 BATCH = 8  # global batch; 4 per rank
@@ -208,26 +207,9 @@ def _worker(rank: int, port: int) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
 def test_two_process_losses_match_single_process():
-    port = _free_port()
-    context = mp.start_processes(_worker, args=(port,), nprocs=WORLD, join=False, start_method="spawn")
-    deadline = time.monotonic() + DEADLINE
-    try:
-        while not context.join(timeout=max(0.1, deadline - time.monotonic())):
-            if time.monotonic() > deadline:
-                pytest.fail(f"distributed workers did not finish within {DEADLINE:.0f} s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+    run_spawned(_worker, (free_port(),), WORLD, DEADLINE, "distributed workers")
 
 
 def test_helpers_are_noops_on_a_single_process():

@@ -4,7 +4,6 @@ the joint-embedding projectors' layout."""
 from __future__ import annotations
 
 import math
-import socket
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from workbench.objectives.heads import GlobalBatchNorm, default_hidden, mlp
+
+from spawned import free_port
 
 DEADLINE = 300.0  # seconds the parent waits for the two gloo workers
 
@@ -54,12 +55,6 @@ def test_global_batch_norm_matches_batchnorm1d_on_one_process():
     assert torch.allclose(ours(x), ref(x), atol=1e-5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _rank_worker(rank: int, world: int, port: int, x: torch.Tensor, weights: torch.Tensor, queue) -> None:
     try:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
@@ -84,7 +79,7 @@ def _two_ranks(x: torch.Tensor, weights: torch.Tensor) -> dict:
     """Rank -> (output, input gradient, running mean, running variance), or an error message."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_rank_worker, args=(r, 2, port, x, weights, queue)) for r in range(2)]
     for p in procs:
         p.start()
