@@ -56,7 +56,7 @@ notebooks: $(STAMP)
 
 # Student copies in teach/: the cells tagged `solution` replaced by an empty exercise cell.
 teach: $(STAMP)
-	$(BIN)/python -m workbench.teach notebooks/*.ipynb --out teach
+	$(BIN)/python -m workbench.analysis.teach notebooks/*.ipynb --out teach
 
 test: $(STAMP) system-data system-browser
 	$(BIN)/python -m pytest -q

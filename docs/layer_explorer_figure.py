@@ -2,7 +2,7 @@
 
     python docs/layer_explorer_figure.py runs/<name> docs/layer_explorer.png
 
-The page is the same static plotly figure ``workbench.plots.layer_explorer`` exports to HTML
+The page is the same static plotly figure ``workbench.figures.layer_explorer`` exports to HTML
 (no kernel); Playwright drives Debian's ``chromium`` (``make system-browser``) to take the picture.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 import workbench as wb
-from workbench.layouts import compute_layouts
+from workbench.analysis.layouts import compute_layouts
 
 
 def main(run_dir: str, out: str, points: int = 1000) -> None:

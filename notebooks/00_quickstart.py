@@ -52,7 +52,8 @@ SOLUTIONS = False  # True: the exercise solutions train their extra runs too
 import pandas as pd
 
 import workbench as wb
-from workbench import readouts, widgets
+from workbench import widgets
+from workbench.analysis import readouts
 
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 

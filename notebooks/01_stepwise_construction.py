@@ -79,9 +79,9 @@ SOLUTIONS = False  # True: the exercise solutions train their extra runs too
 import pandas as pd
 
 import workbench as wb
-from workbench import readouts
-from workbench.experiments import Variant, train_variants
-from workbench.headline import record
+from workbench.analysis import readouts
+from workbench.analysis.experiments import Variant, train_variants
+from workbench.analysis.headline import record
 
 NOTEBOOK = "01_stepwise_construction"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML

@@ -88,9 +88,9 @@ import math
 import pandas as pd
 
 import workbench as wb
-from workbench import readouts
-from workbench.experiments import Variant, train_variants
-from workbench.headline import record
+from workbench.analysis import readouts
+from workbench.analysis.experiments import Variant, train_variants
+from workbench.analysis.headline import record
 from workbench.objectives.dino import DINOObjective
 
 NOTEBOOK = "02_latent_losses_and_collapse"

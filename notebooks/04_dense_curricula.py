@@ -92,9 +92,9 @@ import pandas as pd
 import plotly.express as px
 
 import workbench as wb
-from workbench import curricula, readouts
-from workbench.experiments import Variant, train_variants
-from workbench.headline import record
+from workbench.analysis import curricula, readouts
+from workbench.analysis.experiments import Variant, train_variants
+from workbench.analysis.headline import record
 
 NOTEBOOK = "04_dense_curricula"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML

@@ -63,7 +63,8 @@ if SCALE == "gpu":  # CIFAR-10 scale: a 6-layer ViT on 4 x 4 patches of the real
 import pandas as pd
 
 import workbench as wb
-from workbench import headline, widgets
+from workbench import widgets
+from workbench.analysis import headline
 
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 

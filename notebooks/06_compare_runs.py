@@ -64,9 +64,9 @@ from pathlib import Path
 import pandas as pd
 
 import workbench as wb
-from workbench import summaries
-from workbench.headline import notebook_dir, record
-from workbench.sweep import load_sweep, parse_seeds, slurm_script, sweep
+from workbench.analysis import summaries
+from workbench.analysis.headline import notebook_dir, record
+from workbench.training.sweep import load_sweep, parse_seeds, slurm_script, sweep
 
 NOTEBOOK = "06_compare_runs"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
@@ -99,7 +99,7 @@ pd.Series(overrides, name="every run").to_frame()
 # %% [markdown]
 # ## 1 · Run the sweep
 #
-# `workbench.sweep.sweep` starts one `python -m workbench fit` process per (preset, seed), at most
+# `workbench.training.sweep.sweep` starts one `python -m workbench fit` process per (preset, seed), at most
 # `JOBS` at a time, and returns the completed runs. Each run lands in
 # `<RUNS_DIR>/06_compare_runs/<sweep>/<preset>-seed<seed>/` (the usual run directory), its log in
 # `logs/`, and `sweep.json` lists every job with its exact command line -- what you need to rerun

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench import bench
-from workbench.bench_step import plain_step_times, step_intervals
-from workbench.bench_views import PerSampleViews
-from workbench.views import config_local_size
+from workbench.bench import suite as bench
+from workbench.bench.step import plain_step_times, step_intervals
+from workbench.bench.views import PerSampleViews
 from workbench.config import ViewsConfig
+from workbench.views import config_local_size
 
 ROWS = ["step_supervised", "step_dino", "views", "diagnostics", "layouts", "shapes"]
 
@@ -35,7 +35,7 @@ def _layout_benchmark_stand_in(depth, points, methods, run, runs_dir, cache_dir)
 def quick(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("workbench.layouts.layout_benchmark", _layout_benchmark_stand_in)
+        mp.setattr("workbench.analysis.layouts.layout_benchmark", _layout_benchmark_stand_in)
         return bench.run_bench(quick=True, runs_dir=root / "runs", cache_dir=root / "data", log=lambda _: None)
 
 
@@ -92,7 +92,7 @@ def test_cli_passes_the_data_directory_to_the_bench(monkeypatch, tmp_path):
 
 
 def test_full_mode_layouts_row_trains_its_run_with_the_data_directory(monkeypatch, tmp_path):
-    import workbench.train
+    import workbench.training.fit
 
     trained = {}
 
@@ -100,7 +100,7 @@ def test_full_mode_layouts_row_trains_its_run_with_the_data_directory(monkeypatc
         trained.update(kwargs)
         raise RuntimeError("stop after the call")
 
-    monkeypatch.setattr(workbench.train, "fit", fake_fit)
+    monkeypatch.setattr(workbench.training.fit, "fit", fake_fit)
     with pytest.raises(RuntimeError, match="stop after the call"):
         bench._layouts_row(bench.FULL, False, str(tmp_path / "runs"), None, tmp_path / "cache")
     assert trained["cache_dir"] == tmp_path / "cache"

@@ -18,7 +18,6 @@ import urllib.request
 import nbformat
 import numpy as np
 import pytest
-
 from notebook_fixtures import NOTEBOOKS, artifact_dir, chromium_or_skip, explorer_parameters, tiny_run
 
 pytestmark = pytest.mark.slow
@@ -126,7 +125,7 @@ def test_the_explorer_notebook_runs_in_chromium_and_its_layer_slider_moves_the_p
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    from workbench.layouts import compute_layouts
+    from workbench.analysis.layouts import compute_layouts
 
     url, run = lab
     shots = artifact_dir("browser")

@@ -50,7 +50,7 @@ import torch
 
 import workbench as wb
 from workbench.diagnostics import rankme
-from workbench.module import WorkbenchModule
+from workbench.training.module import WorkbenchModule
 
 DIM = 64  # the width of every regularised embedding (the toy's softmax has DIM outputs)
 SEED = 0

@@ -109,10 +109,16 @@ def test_unknown_preset():
         make_config("nonsense")
 
 
-def test_existing_run_name_is_refused(tmp_path):
+def test_existing_run_name_is_refused_where_the_run_directory_is_created(tmp_path):
+    from workbench.runs import create_run_dir
+
     (tmp_path / "taken").mkdir()
-    with pytest.raises(ConfigError, match="taken"):
-        make_config("supervised", [f"runs_dir={tmp_path}", "name=taken"])
+    (tmp_path / "taken" / "metrics.csv").write_text("another run's file")
+    config = make_config("supervised", [f"runs_dir={tmp_path}", "name=taken"])  # a valid config
+    with pytest.raises(ConfigError, match="taken.*exists"):
+        create_run_dir(config)
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["metrics.csv"]  # nothing written into it
+    assert (tmp_path / "taken" / "metrics.csv").read_text() == "another run's file"
 
 
 def test_every_preset_validates_and_is_documented():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench import curricula
+from workbench.analysis import curricula
 from workbench.runs import Run, write_config
 
 ADAPTIVE = {"schedule": "adaptive", "start": 0.25, "end": 0.9, "step": 0.1, "target": 0.5, "metric": "mae/mse"}

@@ -37,11 +37,10 @@ import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
+from spawned import free_port, run_spawned
 
 import workbench as wb
 from workbench.errors import ConfigError
-
-from spawned import free_port, run_spawned
 
 needs_gloo = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="needs torch.distributed with gloo")
@@ -140,8 +139,8 @@ def test_diagnostics_are_written_once_with_the_whole_probe_set(ddp_run):
 @needs_gloo
 def test_ddp_diagnostics_equal_a_single_process_pass_on_the_checkpoint(ddp_run, monkeypatch, tmp_path):
     from workbench.data.datamodule import TensorDataModule
-    from workbench.diagnostics.callback import DiagnosticsCallback
-    from workbench.module import WorkbenchModule
+    from workbench.training.diagnostics_callback import DiagnosticsCallback
+    from workbench.training.module import WorkbenchModule
 
     run = wb.Run(next(p for p in (ddp_run.root / "runs").iterdir() if not p.name.startswith(".")))
     config = run.config

@@ -27,10 +27,14 @@ import torch
 
 import workbench as wb
 from workbench.diagnostics import cka_matrix, knn_accuracy, uniformity
-from workbench.diagnostics.callback import (
-    DiagnosticsCallback, layer_embeddings, layer_metrics, subsample_indices, write_npz,
-)
 from workbench.errors import ConfigError
+from workbench.training.diagnostics_callback import (
+    DiagnosticsCallback,
+    layer_embeddings,
+    layer_metrics,
+    subsample_indices,
+    write_npz,
+)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -39,7 +43,7 @@ def _gen(seed: int) -> torch.Generator:
 
 def _tiny_module(depth: int = 2):
     from workbench.data.datamodule import DataInfo
-    from workbench.module import WorkbenchModule
+    from workbench.training.module import WorkbenchModule
 
     config = wb.make_config("supervised", [f"model.depth={depth}", "model.width=32", "model.patch_size=8",
                                            "model.heads=4"])
@@ -219,7 +223,7 @@ def test_default_cap_and_a_valid_override():
 
 
 def test_bench_memory_reports_the_peak_and_each_phase():
-    from workbench.bench_memory import measure
+    from workbench.bench.memory import measure
 
     result = measure(n=120, depth=1, width=32, max_samples=50)
     assert result["probe"] == 120 and result["max_samples"] == 50 and result["depth"] == 1

@@ -23,9 +23,8 @@ from datetime import timedelta
 import pytest
 import torch
 import torch.distributed as dist
-from torch import nn
-
 from spawned import free_port, run_spawned
+from torch import nn
 
 WORLD = 2
 BATCH = 8  # global batch; 4 per rank

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from workbench.analysis.experiments import Variant, same_experiment, train_variants, variant_config
 from workbench.errors import ConfigError
-from workbench.experiments import Variant, same_experiment, train_variants, variant_config
 
 TINY = {"data.shapes.num_images": 300, "data.batch_size": 32, "model.width": 16, "model.depth": 2,
         "model.heads": 2, "model.patch_size": 8, "trainer.max_steps": 2, "trainer.log_every_n_steps": 1,

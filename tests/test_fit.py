@@ -6,7 +6,7 @@ import torch
 
 import workbench as wb
 from workbench.errors import ConfigError, DataError, NonFiniteLossError
-from workbench.module import WorkbenchModule
+from workbench.training.module import WorkbenchModule
 
 TINY = [
     "data.shapes.num_images=400", "data.batch_size=32", "model.width=16", "model.depth=2", "model.heads=2",

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from workbench import headline
+from workbench.analysis import headline
 
 
 def test_record_merges_and_round_trips(tmp_path):

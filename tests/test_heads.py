@@ -10,11 +10,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from spawned import free_port
 from torch import nn
 
 from workbench.objectives.heads import GlobalBatchNorm, default_hidden, mlp
-
-from spawned import free_port
 
 DEADLINE = 300.0  # seconds the parent waits for the two gloo workers
 

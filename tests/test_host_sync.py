@@ -229,7 +229,7 @@ def test_no_sync_on_cuda(preset, tmp_path):
 
 def test_bf16_autocast_only_on_cuda():
     from workbench.presets import make_config
-    from workbench.train import resolve_precision
+    from workbench.training.fit import resolve_precision
 
     auto = make_config("supervised", TINY)
     assert resolve_precision(auto) == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
@@ -247,8 +247,8 @@ def test_fused_adamw_only_for_cuda_parameters(tmp_path):
 
 def test_compile_switch_compiles_the_backbone_only(tmp_path):
     from workbench.data.datamodule import TensorDataModule
-    from workbench.module import WorkbenchModule
     from workbench.presets import make_config
+    from workbench.training.module import WorkbenchModule
 
     config = make_config("dino", [*TINY, "trainer.compile=true"])
     info = TensorDataModule(config.data, cache_dir=tmp_path / "data").prepare().info

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from notebook_fixtures import NOTEBOOKS, artifact_dir, chromium_or_skip, explorer_parameters, tiny_run
 
 pytestmark = pytest.mark.slow  # executes a notebook
@@ -75,7 +74,7 @@ def test_every_figure_of_the_notebook_is_in_the_page_with_its_data(exported):
 
 
 def test_the_explorer_points_in_the_page_are_the_last_layers_layout(exported):
-    from workbench.layouts import compute_layouts
+    from workbench.analysis.layouts import compute_layouts
 
     run, notebook, html, _ = exported
     # the notebook cached its layouts in the run directory: the same call reads them back
@@ -126,7 +125,7 @@ def test_the_page_shows_every_figure_with_the_network_off(exported):
 
 def test_the_headless_run_writes_finite_headline_numbers(exported, tmp_path):
     """The numbers the explorer notebook prints are in <RUNS_DIR>/05_layer_explorer/headline.json."""
-    from workbench import headline
+    from workbench.analysis import headline
 
     run, notebook, _, page = exported
     numbers = headline.load("05_layer_explorer", page.parent / "runs")

@@ -12,12 +12,20 @@ import math
 import numpy as np
 import pytest
 
-import workbench.layouts as layouts_module
-from workbench.errors import ConfigError
-from workbench.layouts import (
-    Layouts, aligned_order, cache_keys, compute_layouts, consecutive_displacement, exact_knn, layout_displacement,
-    layout_parents, layouts_from_embeddings, normalise_layout,
+import workbench.analysis.layouts as layouts_module
+from workbench.analysis.layouts import (
+    Layouts,
+    aligned_order,
+    cache_keys,
+    compute_layouts,
+    consecutive_displacement,
+    exact_knn,
+    layout_displacement,
+    layout_parents,
+    layouts_from_embeddings,
+    normalise_layout,
 )
+from workbench.errors import ConfigError
 from workbench.runs import Run
 
 N = 300
@@ -335,7 +343,7 @@ def test_layouts_from_embeddings_rejects_bad_inputs():
 
 
 def test_layout_benchmark_rows_on_a_small_run(tmp_path):
-    from workbench.layouts import format_benchmark, layout_benchmark
+    from workbench.analysis.layouts import format_benchmark, layout_benchmark
 
     run = write_run(tmp_path / "run", n=120)
     rows = layout_benchmark(run=run, methods=["independent", "warm"], points=100, trust_points=60, epochs=2)
@@ -372,7 +380,7 @@ def test_compute_layouts_rejects_epochs_of_different_probe_sets(tmp_path):
 
 
 def test_layout_benchmark_needs_saved_embeddings(tmp_path):
-    from workbench.layouts import layout_benchmark
+    from workbench.analysis.layouts import layout_benchmark
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="save_embeddings"):

@@ -10,10 +10,23 @@ import torch
 import torch.nn.functional as F
 
 from workbench.losses import (
-    BarlowTwinsLoss, DINOLoss, KLConsistencyLoss, LeJEPALoss, MAELoss, NTXentLoss, PixelMSELoss, SIGReg,
-    VICRegLoss, covariance_loss, epps_pulley, epps_pulley_quadrature, patchify, unpatchify, variance_loss,
+    BarlowTwinsLoss,
+    DINOLoss,
+    KLConsistencyLoss,
+    LeJEPALoss,
+    MAELoss,
+    NTXentLoss,
+    PixelMSELoss,
+    SIGReg,
+    VICRegLoss,
+    covariance_loss,
+    epps_pulley,
+    epps_pulley_quadrature,
+    patchify,
+    unpatchify,
+    variance_loss,
 )
-from workbench.vit import PatchEmbed
+from workbench.models.vit import PatchEmbed
 
 # 4 x 4 Hadamard matrix: columns 1..3 are centred, mutually orthogonal, with biased variance 1.
 HADAMARD = torch.tensor([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], dtype=torch.float32)

@@ -6,8 +6,8 @@ import torch
 import workbench as wb
 from workbench.data import DataInfo
 from workbench.errors import ConfigError
-from workbench.module import WorkbenchModule
-from workbench.teacher import EMATeacher
+from workbench.models.teacher import EMATeacher
+from workbench.training.module import WorkbenchModule
 
 
 def info(channels=3, size=32):

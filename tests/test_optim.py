@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from workbench.optim import build_optimiser
+from workbench.training.optim import build_optimiser
 
 
 class Tiny(torch.nn.Module):

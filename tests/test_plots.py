@@ -12,15 +12,15 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench import plots
+from workbench import figures as plots
+from workbench.analysis.layouts import Layouts
 from workbench.config import ObjectiveConfig, RunConfig
 from workbench.data.base import Factor, ImageSet
 from workbench.data.shapes import ShapesParams, load_shapes
-from workbench.diagnostics.callback import save_probe
 from workbench.errors import ConfigError
-from workbench.layouts import Layouts
-from workbench.plots import FigureDataError
+from workbench.figures import FigureDataError
 from workbench.runs import Run, write_config
+from workbench.training.diagnostics_callback import save_probe
 
 
 def test_sample_grid_has_one_image_per_sample_with_every_factor_on_hover():

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench import readouts
+from workbench.analysis import readouts
 from workbench.diagnostics import rankme
-from workbench.module import WorkbenchModule
+from workbench.training.module import WorkbenchModule
 
 
 def table():

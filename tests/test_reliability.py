@@ -19,9 +19,9 @@ import torch
 
 import workbench as wb
 from workbench.atomic import atomic_write_text
-from workbench.csv_logger import AtomicExperimentWriter
 from workbench.errors import ConfigError, NonFiniteLossError
-from workbench.module import WorkbenchModule
+from workbench.training.csv_logger import AtomicExperimentWriter
+from workbench.training.module import WorkbenchModule
 
 STEPS_PER_EPOCH = 10
 TINY = [
@@ -278,14 +278,14 @@ def write_summary(path: Path, version: int) -> None:
 
 
 def write_diagnostics(path: Path, version: int) -> None:
-    from workbench.diagnostics.callback import append_rows
+    from workbench.training.diagnostics_callback import append_rows
 
     append_rows(path, [{"epoch": version, "layer": l, "pool": "cls", "metric": "rankme", "value": l / 3} for l in range(50)])
 
 
 def write_embeddings(path: Path, version: int) -> None:
     from workbench.data.base import ImageSet
-    from workbench.diagnostics.callback import DiagnosticsCallback
+    from workbench.training.diagnostics_callback import DiagnosticsCallback
 
     callback = DiagnosticsCallback(path.parent.parent, wb.RunConfig().diagnostics)
     g = torch.Generator().manual_seed(version)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-from workbench import summaries
+from workbench.analysis import summaries
 from workbench.runs import Run, write_config
 
 

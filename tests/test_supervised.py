@@ -3,8 +3,8 @@ import math
 import torch
 
 from workbench.config import ObjectiveConfig
+from workbench.models.vit import VisionTransformer
 from workbench.objectives import BuildContext, StepInputs, build_objective
-from workbench.vit import VisionTransformer
 
 
 def context(depth=3, classes=5):

@@ -10,7 +10,7 @@ import pytest
 
 import workbench as wb
 from workbench.errors import ConfigError
-from workbench.sweep import SweepError, load_sweep, parse_seeds, plan, slurm_script, sweep
+from workbench.training.sweep import SweepError, load_sweep, parse_seeds, plan, slurm_script, sweep
 
 TINY = [
     "data.shapes.num_images=300", "data.batch_size=32", "data.probe_size=48", "model.patch_size=8",

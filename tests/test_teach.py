@@ -1,7 +1,7 @@
 import nbformat
 import pytest
 
-from workbench.teach import PLACEHOLDER, WRITTEN_PLACEHOLDER, main, student_copy, student_notebook
+from workbench.analysis.teach import PLACEHOLDER, WRITTEN_PLACEHOLDER, main, student_copy, student_notebook
 
 
 def notebook():

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from workbench import views
 from workbench.views import (
     LUMA,
     AugmentSpec,
@@ -30,7 +31,6 @@ from workbench.views import (
     sample_crop_boxes,
     solarize,
 )
-from workbench import views
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from workbench.vit import VisionTransformer
+from workbench.models.vit import VisionTransformer
 
 
 def small(**kw):

@@ -10,7 +10,7 @@ from plotly.callbacks import Points
 
 import workbench as wb
 from workbench import widgets
-from workbench.layouts import Layouts
+from workbench.analysis.layouts import Layouts
 
 SMALL = [
     "data.shapes.num_images=600", "data.batch_size=64", "data.probe_size=120", "model.patch_size=8",

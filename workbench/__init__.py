@@ -5,13 +5,15 @@
     run.metrics            # a DataFrame of everything logged
 """
 
+from . import data, figures
 from .config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainerConfig
 from .errors import ConfigError, DataError, NonFiniteLossError, WorkbenchError
+from .models.vit import VisionTransformer, ViTOutput
 from .presets import PRESETS, make_config
 from .runs import Run, compare_runs, list_runs, load_run
-from .train import fit
-from .vit import VisionTransformer, ViTOutput
-from . import data, plots
+from .training.fit import fit
+
+plots = figures  # the name notebooks use: wb.plots.layer_explorer(...)
 
 __version__ = "0.1.0"
 

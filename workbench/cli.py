@@ -12,7 +12,7 @@ from .errors import WorkbenchError
 def _fit(args: argparse.Namespace) -> int:
     from .config import RunConfig
     from .presets import make_config
-    from .train import fit
+    from .training.fit import fit
 
     overrides = list(args.set or [])
     if args.resume:
@@ -57,19 +57,19 @@ def _presets(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     if args.memory:
-        from .bench_memory import measure
+        from .bench.memory import measure
 
         for n in args.memory:
             print(measure(n=n, depth=12))
         return 0
-    from .bench import main
+    from .bench.suite import main
 
     return main(quick=args.quick, skip_layouts=args.skip_layouts, out=args.out, runs_dir=args.runs_dir,
                 data_dir=args.data_dir)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import plan, slurm_script, sweep
+    from .training.sweep import plan, slurm_script, sweep
 
     if args.print_slurm:
         print(slurm_script(args.preset or [], args.seeds, args.set or [], args.runs_dir, args.name or "my-sweep",

@@ -168,32 +168,6 @@ class DiagnosticsConfig:
     coherence: list[str] = field(default_factory=lambda: ["shape:color", "shape:region", "color:shape"])
     max_samples: int = 5000  # probe points seen by kNN, uniformity and the augmented views (see above)
 
-    def check(self) -> None:
-        """Raise :class:`ConfigError` for the first invalid field (called by ``RunConfig.validate``)."""
-
-        def need(ok: bool, name: str, allowed: str) -> None:
-            if not ok:
-                raise ConfigError(f"diagnostics.{name}", getattr(self, name), allowed)
-
-        def integer(x: object) -> bool:
-            return isinstance(x, int) and not isinstance(x, bool)
-
-        need(integer(self.every_n_epochs) and self.every_n_epochs >= 0, "every_n_epochs",
-             "an integer >= 0 (0: only before training and after the last epoch)")
-        need(isinstance(self.pools, list) and len(self.pools) > 0 and set(self.pools) <= {"cls", "mean"}
-             and len(set(self.pools)) == len(self.pools), "pools", "a non-empty list of 'cls' and/or 'mean'")
-        need(integer(self.knn_k) and self.knn_k >= 1, "knn_k", "an integer >= 1")
-        need(integer(self.probe_steps) and self.probe_steps >= 1, "probe_steps", "an integer >= 1")
-        need(integer(self.token_images) and self.token_images >= 0, "token_images", "an integer >= 0")
-        need(integer(self.monitor_every_n_steps) and self.monitor_every_n_steps >= 0, "monitor_every_n_steps",
-             "an integer >= 0 (0: off)")
-        need(isinstance(self.coherence, list) and all(
-            isinstance(p, str) and p.count(":") == 1 and all(p.split(":")) for p in self.coherence),
-             "coherence", "a list of 'target:context' factor pairs, e.g. ['shape:color', 'shape:region']")
-        need(integer(self.max_samples) and self.max_samples >= 10, "max_samples",
-             "an integer >= 10 (probe points seen by kNN, uniformity and the augmented views; "
-             "5000 keeps a depth-12 pass on 50,000 probe images under the documented bound)")
-
 
 @dataclass
 class OptimConfig:
@@ -285,13 +259,6 @@ class RunConfig:
 
     def active_objectives(self) -> dict[str, ObjectiveConfig]:
         return {k: v for k, v in self.objectives.items() if v.enabled}
-
-    def validate(self) -> "RunConfig":
-        """Raise :class:`ConfigError` for the first invalid field; return self when all is well."""
-        from .validation import validate_config
-
-        validate_config(self)
-        return self
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 from .config import RunConfig
 from .errors import ConfigError
+from .validation import validate_config
 
 
 @dataclass(frozen=True)
@@ -84,4 +85,6 @@ def make_config(
             raise ConfigError("preset", preset, f"one of {', '.join(PRESETS)}")
         config = config.with_overrides({**PRESETS[preset].overrides, "preset": preset})
     config = config.with_overrides(overrides)
-    return config.validate() if validate else config
+    if validate:
+        validate_config(config)
+    return config

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .atomic import atomic_write_text
 from .config import RunConfig
-
+from .errors import ConfigError
 
 # ---- names of the arrays in embeddings/epoch=NNN.npz -------------------------------------------
 
@@ -216,7 +216,11 @@ def create_run_dir(config: RunConfig) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     if config.name:
         path = root / config.name
-        path.mkdir()  # fails if it exists: never write into another run
+        try:
+            path.mkdir()  # never write into another run
+        except FileExistsError:
+            raise ConfigError("name", config.name,
+                              f"a run name not used yet ({path} exists); pick another name or leave it empty") from None
         return path
     base = f"{config.preset or 'run'}-{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     for i in range(1000):

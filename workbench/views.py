@@ -17,7 +17,7 @@ they occur:
   instead of a random permutation per call.
 
 Masks for token-dropping objectives live here too: MAE's per-sample random masking and I-JEPA's
-multi-block masks, both as patch indices in the row-major patch order of :mod:`workbench.vit`
+multi-block masks, both as patch indices in the row-major patch order of :mod:`workbench.models.vit`
 (``VisionTransformer.forward(images, keep=...)``).
 
 Typical use::

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.errors import DataError
+from ..errors import DataError
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray

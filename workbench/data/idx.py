@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.errors import DataError
+from ..errors import DataError
 
 # dtype code -> big-endian numpy dtype (the codes are those of the IDX specification)
 IDX_DTYPES: dict[int, np.dtype] = {

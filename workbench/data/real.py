@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.data.base import ImageData, ImageSet
-from workbench.data.cifar import read_class_names, read_split
-from workbench.data.idx import read_idx
-from workbench.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from .base import ImageData, ImageSet
+from .cifar import read_class_names, read_split
+from .idx import read_idx
 
 Root = Union[str, Path, None]
 Loader = Callable[..., ImageData]

@@ -59,9 +59,9 @@ from pathlib import Path
 
 import torch
 
-from workbench.atomic import atomic_open
-from workbench.data.base import Factor, ImageData, ImageSet
-from workbench.errors import ConfigError
+from ..atomic import atomic_open
+from ..errors import ConfigError
+from .base import Factor, ImageData, ImageSet
 
 __all__ = [
     "COLOR_NAMES",

@@ -3,13 +3,24 @@ outside training, and the Lightning callback that runs them per layer during tra
 
 from .geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
 from .probes import (
-    coherence, factor_decodability, knn_accuracy, linear_probe, linear_regression_r2, region_context,
+    coherence,
+    factor_decodability,
+    knn_accuracy,
+    linear_probe,
+    linear_regression_r2,
+    region_context,
     train_test_split_indices,
 )
 from .similarity import cka_matrix, linear_cka, minibatch_cka
 from .spectral import (
-    alpha_req, covariance_spectrum, effective_rank, participation_ratio, rankme, sigreg_statistic,
-    singular_values, std_of_normalized,
+    alpha_req,
+    covariance_spectrum,
+    effective_rank,
+    participation_ratio,
+    rankme,
+    sigreg_statistic,
+    singular_values,
+    std_of_normalized,
 )
 
 __all__ = [

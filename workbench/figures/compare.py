@@ -16,8 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from ..errors import ConfigError
 from ..config import experiment_fields
+from ..errors import ConfigError
 from ..runs import Run
 from .common import FigureDataError, as_runs, diagnostics_table, select, with_alpha
 

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from .common import FigureDataError, choose
 
 if TYPE_CHECKING:  # only annotations: importing the figures never pulls in the layout computation
-    from ..layouts import Layouts
+    from ..analysis.layouts import Layouts
 
 MAX_CATEGORIES_GUESSED = 24  # without factor specs, integer factors with at most this many values are categorical
 WEBGL_ABOVE = 5000  # points; an SVG scatter of more gets slow to pan and hover

@@ -13,7 +13,7 @@ from ..distributed import global_batch_mean
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     r"""``B x C x H x W`` images -> ``B x N x (p * p * C)`` patches.
 
-    Patch order is the token order of :class:`workbench.vit.PatchEmbed` (a strided ``Conv2d``
+    Patch order is the token order of :class:`workbench.models.vit.PatchEmbed` (a strided ``Conv2d``
     flattened row-major): patch ``(i, j)`` -- row ``i``, column ``j`` of the ``H/p x W/p`` grid --
     is token ``i * (W/p) + j``. Inside a patch, pixels are flattened in ``(p, p, C)`` order: row,
     then column, then channel (the layout of the official MAE code). Inverse: :func:`unpatchify`.

@@ -15,9 +15,8 @@ from torch import nn
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
+from ..models.vit import ViTOutput
 from ..schedules import check_range, schedule_fields
-from ..vit import ViTOutput
-
 
 VIEW_NAMES = ("clean", "global", "local")
 

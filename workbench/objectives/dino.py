@@ -8,7 +8,7 @@ import torch
 
 from ..config import ObjectiveConfig
 from ..losses import DINOLoss
-from ..teacher import ema_update_
+from ..models.teacher import ema_update_
 from . import params as check
 from .base import BuildContext, Needs, Objective, ObjectiveOutput, StepInputs
 from .heads import DINOHead

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import global_batch_mean
-from ..vit import Block
+from ..models.vit import Block
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, last_bias: bool = True,

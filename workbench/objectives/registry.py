@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..config import ObjectiveConfig
+from ..errors import ConfigError
 from .anticollapse import AntiCollapseObjective
 from .base import BuildContext, Objective
 from .dino import DINOObjective
@@ -10,8 +12,6 @@ from .joint_embedding import BarlowObjective, LeJEPAObjective, SimCLRObjective, 
 from .ladder import LatentLadderObjective
 from .reconstruction import MAEObjective, PixelLadderObjective, ReconstructionObjective
 from .supervised import SupervisedObjective
-from ..config import ObjectiveConfig
-from ..errors import ConfigError
 
 OBJECTIVES: dict[str, type[Objective]] = {
     # supervised (with layers: all it is deep supervision)

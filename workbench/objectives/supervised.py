@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ObjectiveConfig
 from . import params as check
 from .base import BuildContext, Objective, ObjectiveOutput, StepInputs
-from ..config import ObjectiveConfig
 
 
 class LinearHead(nn.Module):

@@ -9,7 +9,7 @@
 | :func:`collapse_dashboard` | collapse heat-maps for the chosen metrics, spectra and decodability |
 
 Every panel takes ``interactive``: with ``interactive=False`` (headless runs, HTML export) it
-returns a :class:`StaticPanel` -- the static figures of :mod:`workbench.plots`, displayed when the
+returns a :class:`StaticPanel` -- the static figures of :mod:`workbench.figures`, displayed when the
 panel is a cell's result -- instead of the widget. A notebook can therefore end a cell with
 ``widgets.layer_explorer(RUNS_DIR, interactive=INTERACTIVE)`` and read well in both modes.
 

@@ -1,9 +1,9 @@
 """The collapse dashboard: is any layer of a run collapsing, and what does each layer still encode?
 
 Three views of one run's diagnostics, all per layer: heat-maps of the chosen collapse metrics over
-training (:func:`workbench.plots.collapse_heatmaps`), the covariance spectra
-(:func:`workbench.plots.spectra`) and the label / factor decodability
-(:func:`workbench.plots.decodability`). The metric picker, the pool and the epoch redraw them in
+training (:func:`workbench.figures.collapse_heatmaps`), the covariance spectra
+(:func:`workbench.figures.spectra`) and the label / factor decodability
+(:func:`workbench.figures.decodability`). The metric picker, the pool and the epoch redraw them in
 place; with ``interactive=False`` the three static figures are returned instead.
 """
 

@@ -1,7 +1,7 @@
 """The layer explorer: the probe set in 2-D, layer by layer, with each point's image on demand.
 
 Pick a run, an epoch and a layer; every point is one held-out probe image, placed by an aligned
-2-D layout (UMAP) of that layer's embeddings (:func:`workbench.layouts.compute_layouts`, cached in
+2-D layout (UMAP) of that layer's embeddings (:func:`workbench.analysis.layouts.compute_layouts`, cached in
 the run directory). Colour the points by the label or any ground-truth factor; hover over or click a
 point to see its image, enlarged, and all its factors.
 
@@ -9,7 +9,7 @@ point to see its image, enlarged, and all its factors.
     explorer.layer.value = 2                          # what the slider does
     explorer
 
-With ``interactive=False`` the same view is the static :func:`workbench.plots.layer_explorer`
+With ``interactive=False`` the same view is the static :func:`workbench.figures.layer_explorer`
 figure (plotly's own slider over layers and colour-by menu), which keeps working in exported HTML.
 """
 
@@ -74,7 +74,7 @@ def resolve_runs(source: Run | str | Path) -> tuple[list[Path], Path]:
 
 
 def _default_layouter(run: Run, pool: str = "mean", **kwargs: Any) -> Any:
-    from ..layouts import compute_layouts
+    from ..analysis.layouts import compute_layouts
 
     kwargs.setdefault("progress", False)
     return compute_layouts(run, pool=pool, **kwargs)
@@ -261,7 +261,7 @@ def layer_explorer(
 ) -> LayerExplorer | StaticPanel:
     """The layer explorer for a run, or for every run under a runs directory (newest first shown).
 
-    ``layout_kwargs`` go to :func:`~workbench.layouts.compute_layouts` (``method``, ``max_points``,
+    ``layout_kwargs`` go to :func:`~workbench.analysis.layouts.compute_layouts` (``method``, ``max_points``,
     ...); ``layouter`` replaces it (any ``(run, pool=..., **kwargs) -> Layouts``). With
     ``interactive=False``: the static figure of the first run at ``epoch`` (default: the last).
     """

@@ -1,6 +1,6 @@
 """Show a freshly built static figure inside an existing ``FigureWidget``.
 
-Panels build their figures with the same functions as the static views (:mod:`workbench.plots`)
+Panels build their figures with the same functions as the static views (:mod:`workbench.figures`)
 and pour them into a ``FigureWidget`` that stays on screen, so a control change redraws in place.
 """
 

@@ -232,7 +232,7 @@ class ObjectiveToggles(W.VBox):
 
     def train(self, callbacks: Sequence[Any] = ()):
         """Train the current config with live curves; returns the :class:`~workbench.runs.Run`."""
-        from ..train import fit
+        from ..training.fit import fit
 
         if self.config is None:
             raise ValueError(f"the toggles build no valid config: {self.error}")

@@ -24,7 +24,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from .atomic import atomic_open
+from ..atomic import atomic_open
 
 
 class AtomicExperimentWriter(ExperimentWriter):

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import torch
 
-from .schedules import warmup_cosine
+from ..schedules import warmup_cosine
 
 
 def build_optimiser(optim_config, named_parameters: Iterable[tuple[str, torch.nn.Parameter]],

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from .config import RunConfig
-from .presets import make_config
-from .train import resolve_precision
+from ..config import RunConfig
+from ..presets import make_config
+from ..training.fit import resolve_precision
 
 #: Presets the plain loop reproduces (each needs its own hand-written loss).
 PRESETS = ("supervised", "dino")
@@ -71,7 +71,7 @@ def step_intervals(starts: Sequence[tuple[int, float]], warmup: int) -> list[flo
 def workbench_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: int,
                          runs_dir: str | Path, cache_dir: str | Path | None = "data") -> list[float]:
     """Per-step seconds of ``wb.fit`` (diagnostics off, everything else as configured)."""
-    from .train import fit
+    from ..training.fit import fit
 
     timer = StepTimer()
     fit(preset=preset, overrides=[*overrides, "diagnostics.enabled=false", f"trainer.max_steps={warmup + steps + 1}",
@@ -80,8 +80,8 @@ def workbench_step_times(preset: str, overrides: Sequence[str], steps: int, warm
 
 
 def _optimiser(config: RunConfig, modules: dict[str, torch.nn.Module], total_steps: int, device: torch.device):
-    """The module's optimiser (:func:`workbench.optim.build_optimiser`) over the loop's modules."""
-    from .optim import build_optimiser
+    """The module's optimiser (:func:`workbench.training.optim.build_optimiser`) over the loop's modules."""
+    from ..training.optim import build_optimiser
 
     named = ((f"{prefix}.{name}", p) for prefix, module in modules.items() for name, p in module.named_parameters())
     skip = {f"backbone.{name}" for name in modules["backbone"].no_weight_decay()}
@@ -97,14 +97,14 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
     same seed, ``supervised`` starts from the same weights and batches as ``wb.fit``, so its losses
     match the workbench's logged ``train/loss``.
     """
-    from .data.datamodule import TensorBatches, TensorDataModule
-    from .losses import DINOLoss
-    from .module import build_backbone
-    from .objectives.heads import DINOHead
-    from .objectives.supervised import LinearHead
-    from .schedules import build_schedule
-    from .teacher import ema_update_
-    from .views import config_multi_crop
+    from ..data.datamodule import TensorBatches, TensorDataModule
+    from ..losses import DINOLoss
+    from ..models.teacher import ema_update_
+    from ..objectives.heads import DINOHead
+    from ..objectives.supervised import LinearHead
+    from ..schedules import build_schedule
+    from ..training.module import build_backbone
+    from ..views import config_multi_crop
 
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r} is invalid: the plain loop exists for {', '.join(PRESETS)}")
@@ -127,7 +127,7 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
             x = (batch["images"].float() / 255.0 - mean) / std
             return F.cross_entropy(head(backbone(x).pooled(depth, pool)).float(), batch["labels"])
     else:
-        from .objectives.dino import DINOObjective
+        from ..objectives.dino import DINOObjective
 
         p = {**DINOObjective.defaults, **config.objectives["dino"].params}
         head = DINOHead(backbone.width, p["out_dim"], p["hidden"], p["bottleneck"]).to(device)

@@ -15,16 +15,16 @@ import lightning as L
 import torch
 from torch import nn
 
-from .config import RunConfig
-from .data.datamodule import DataInfo
-from .diagnostics.spectral import rankme, std_of_normalized
-from .errors import NonFiniteLossError
-from .objectives import BuildContext, StepInputs, build_objective
-from .schedules import Adaptive, build_schedule
-from .teacher import EMATeacher
+from ..config import RunConfig
+from ..data.datamodule import DataInfo
+from ..diagnostics.spectral import rankme, std_of_normalized
+from ..errors import NonFiniteLossError
+from ..models.teacher import EMATeacher
+from ..models.vit import VisionTransformer, ViTOutput
+from ..objectives import BuildContext, StepInputs, build_objective
+from ..schedules import Adaptive, build_schedule
+from ..views import config_multi_crop
 from .optim import build_optimiser
-from .views import config_multi_crop
-from .vit import ViTOutput, VisionTransformer
 
 
 def build_backbone(config: RunConfig, info: DataInfo) -> VisionTransformer:

@@ -28,7 +28,7 @@ import torch
 def batched_throughput(images: torch.Tensor, views_config, patch_size: int, batch_size: int, batches: int,
                        device: torch.device) -> float:
     """Images per second of :func:`multi_crop` on ``batch_size``-image batches on ``device``."""
-    from .views import config_multi_crop, make_generator
+    from ..views import config_multi_crop, make_generator
 
     images = images.to(device)
     generator = make_generator(0, device)
@@ -57,7 +57,7 @@ class PerSampleViews(torch.utils.data.Dataset):
     def __init__(self, images: torch.Tensor, views_config, patch_size: int):
         from torchvision.transforms import v2
 
-        from .views import config_augment_spec, config_local_size, default_kernel_size
+        from ..views import config_augment_spec, config_local_size, default_kernel_size
 
         self.images = images
         v, spec = views_config, config_augment_spec(views_config)

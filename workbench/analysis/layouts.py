@@ -19,13 +19,13 @@ layouts together:
 "Neighbour" follows the (epoch, layer) grid: the layers of the first epoch form a chain (layer l
 starts from layer l-1), and every later epoch's layer l starts from the previous epoch's layer l.
 
-    from workbench.layouts import compute_layouts
+    from workbench.analysis.layouts import compute_layouts
 
     layouts = compute_layouts("runs/<name>")   # cached under runs/<name>/layouts/
     layouts.coords[(8, 3)]                     # N x 2: epoch 8, layer 3
 
 Every layout is centred and scaled to unit root-mean-square radius, so a figure can keep its axes
-fixed across layers and epochs. ``python -m workbench.layouts`` measures the methods' time,
+fixed across layers and epochs. ``python -m workbench.analysis.layouts`` measures the methods' time,
 trustworthiness and smoothness (:func:`layout_benchmark`).
 """
 
@@ -44,8 +44,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .atomic import atomic_open
-from .errors import ConfigError
+from ..atomic import atomic_open
+from ..errors import ConfigError
 
 METHODS = ("warm", "independent", "procrustes", "aligned")
 DEFAULT_METHOD = "warm"
@@ -409,7 +409,7 @@ def _layout_inputs(run, epochs: Sequence[int] | None, layers: Sequence[int] | No
     ``(epoch, layer) -> rows x D`` embeddings of ``pool``, the probe ``rows`` (at most
     ``max_points``, drawn with ``seed``, the same in every layout) and the first epoch's ``ids``,
     ``labels`` and ``factors`` (all rows). Clear errors for what is not saved."""
-    from .runs import embedding_key, saved_layers, saved_pools
+    from ..runs import embedding_key, saved_layers, saved_pools
 
     saved = run.embedding_epochs()
     if not saved:
@@ -474,7 +474,7 @@ def compute_layouts(
     changed parameter or input computes afresh. The other arguments are those of
     :func:`layouts_from_embeddings`.
     """
-    from .runs import Run, load_run
+    from ..runs import Run, load_run
 
     run = run if isinstance(run, Run) else load_run(run)
     _check_params(method, pca_dims, n_neighbors, min_dist, seed, n_epochs)
@@ -525,8 +525,8 @@ def compute_layouts(
 def _benchmark_run(depth: int, points: int, runs_dir: str | Path, cache_dir: str | Path | None = "data"):
     """A quickly trained supervised run on ``shapes`` (the quickstart's model size at ``depth``, one
     epoch of about 360 steps) whose probe set holds ``points`` images; reused when it exists."""
-    from .runs import Run
-    from .train import fit
+    from ..runs import Run
+    from ..training.fit import fit
 
     name = f"layouts-depth{depth}-{points}"
     path = Path(runs_dir) / name
@@ -595,7 +595,7 @@ def layout_benchmark(
     """
     from sklearn.manifold import trustworthiness
 
-    from .runs import Run, load_run
+    from ..runs import Run, load_run
 
     if epochs not in (1, 2):
         raise ConfigError("epochs", epochs, "1 (the last saved epoch) or 2 (the last two)")
@@ -639,7 +639,7 @@ def format_benchmark(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.layouts",
+    parser = argparse.ArgumentParser(prog="python -m workbench.analysis.layouts",
                                      description="Measure the layout methods on one run's layers (markdown table).")
     parser.add_argument("--run", help="a run directory (default: train a small depth-DEPTH run once)")
     parser.add_argument("--depth", type=int, default=6)

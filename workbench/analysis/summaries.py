@@ -3,7 +3,7 @@
 A single run is one draw: a different seed changes the initialisation, the order of the batches
 and the augmentations, and its final accuracy moves by a point or more. A claim that one recipe
 beats another needs the spread over seeds next to the difference. These helpers make the table a
-sweep (:func:`workbench.sweep.sweep`) is read through:
+sweep (:func:`workbench.training.sweep.sweep`) is read through:
 
 * :func:`final_numbers` -- the few numbers that summarise a finished run;
 * :func:`seed_table` -- one row per run (its experiment, preset, seed and those numbers);
@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .config import experiment_fields
-from .runs import Run, load_run
+from ..config import experiment_fields
+from ..runs import Run, load_run
 
 #: The per-run numbers :func:`final_numbers` returns, in display order.
 NUMBERS = ("val_acc", "linear_acc", "knn_acc", "rankme")

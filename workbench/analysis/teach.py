@@ -6,7 +6,7 @@ markdown cell ``*Your answer here.*`` for a written answer), so every exercise k
 write in; outputs are cleared as well, so a copy made from an executed notebook does not leak the
 answers through them either.
 
-    python -m workbench.teach notebooks/*.ipynb --out teach     # what ``make teach`` runs
+    python -m workbench.analysis.teach notebooks/*.ipynb --out teach     # what ``make teach`` runs
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def student_copy(source: str | Path, out_dir: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.teach", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workbench.analysis.teach", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", help=".ipynb files")
     parser.add_argument("--out", default="teach", help="directory for the student copies (default: teach)")
     args = parser.parse_args(argv)

@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import PLACEMENT_FIELDS, RunConfig, changed_fields
-from .errors import ConfigError
+from ..config import PLACEMENT_FIELDS, RunConfig, changed_fields
+from ..errors import ConfigError
+from ..presets import make_config
+from ..runs import Run
+from ..validation import RUN_NAME
 from .headline import notebook_dir
-from .presets import make_config
-from .runs import Run
-from .validation import RUN_NAME
-
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def train_variants(
         raise ConfigError("variants", dict(variants), "at least one label -> Variant(preset, overrides)")
     configs = {label: variant_config(label, _as_variant(label, v), common, runs_dir, notebook)
                for label, v in variants.items()}
-    from .train import fit  # late: importing Lightning is slow, and this module is cheap to import otherwise
+    from ..training.fit import fit  # late: importing Lightning is slow, and this module is cheap to import otherwise
 
     runs: dict[str, Run] = {}
     for label, config in configs.items():

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .atomic import atomic_write_text
-from .config import PLACEMENT_FIELDS, changed_fields, parse_override
-from .errors import ConfigError, WorkbenchError
-from .runs import Run
+from ..atomic import atomic_write_text
+from ..config import PLACEMENT_FIELDS, changed_fields, parse_override
+from ..errors import ConfigError, WorkbenchError
+from ..runs import Run
 
 MANIFEST = "sweep.json"
 #: Fields a sweep sets itself for every job; an override of them would break the layout.
@@ -96,7 +96,7 @@ def plan(
     validated by each job itself (a job with an invalid config fails within seconds and writes
     nothing, and the other jobs go on).
     """
-    from .presets import PRESETS
+    from ..presets import PRESETS
 
     presets = list(presets)
     if not presets:
@@ -179,7 +179,7 @@ def _job_overrides(job: Job) -> list[str]:
 def _changed_settings(job: Job, run: Run) -> list[str]:
     """The config fields in which a finished run differs from what ``job`` would train now (its
     preset, the sweep's overrides and the seed), as dotted names; empty when it is the same run."""
-    from .presets import make_config
+    from ..presets import make_config
 
     try:
         return changed_fields(make_config(job.preset, _job_overrides(job)), run.config, ignore=PLACEMENT_FIELDS)

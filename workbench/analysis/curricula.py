@@ -2,7 +2,7 @@
 
 Every scheduled parameter of an objective (a mask ratio, a temperature, a weight) is logged at each
 logging step as ``train/<objective>/<param>`` in ``metrics.csv`` (see
-:meth:`workbench.module.WorkbenchModule.current_hyperparameters`). These helpers turn that column
+:meth:`workbench.training.module.WorkbenchModule.current_hyperparameters`). These helpers turn that column
 into the numbers a notebook about curricula states:
 
 * :func:`trace` -- the logged values against the optimisation step (:func:`traces`: several runs);
@@ -24,8 +24,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .runs import Run
-from .schedules import Adaptive, build_schedule, is_schedule_spec
+from ..runs import Run
+from ..schedules import Adaptive, build_schedule, is_schedule_spec
 
 
 def column(objective: str, param: str) -> str:

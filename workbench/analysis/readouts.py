@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .runs import Run, embedding_key, saved_layers
+from ..runs import Run, embedding_key, saved_layers
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -149,8 +149,8 @@ def objective_rankme(run: Run, objective: str | None = None, images: "torch.Tens
     """
     import torch
 
-    from .diagnostics import rankme
-    from .module import WorkbenchModule
+    from ..diagnostics import rankme
+    from ..training.module import WorkbenchModule
 
     if not run.checkpoint.is_file():
         raise FileNotFoundError(f"{run.checkpoint} does not exist: the run has no final checkpoint")
@@ -185,7 +185,7 @@ def _held_out_images(run: Run, num_images: int, cache_dir: Any) -> "torch.Tensor
         # enough, or when it is smaller than probe_size (then it is the whole validation split)
         if len(images) >= num_images or len(images) < run.config.data.probe_size:
             return images[:num_images]
-    from .data import TensorDataModule
+    from ..data import TensorDataModule
 
     dm = TensorDataModule(run.config.data, cache_dir=cache_dir).prepare()
     return dm.splits["val"].images[:num_images].cpu()

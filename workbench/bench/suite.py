@@ -6,13 +6,13 @@ CPU cores:
 
 (a) training-step time of the workbench (``wb.fit``: Lightning, objectives, logging) over a plain
     PyTorch loop with the same model, loss, batch, optimiser and data, for ``supervised`` and
-    ``dino`` -- at most 1.10 (:mod:`workbench.bench_step`);
+    ``dino`` -- at most 1.10 (:mod:`workbench.bench.step`);
 (b) DINO multi-crop views made in batches on the device over torchvision v2 per-sample transforms
-    in a DataLoader with one worker per core -- at least 10x (:mod:`workbench.bench_views`);
+    in a DataLoader with one worker per core -- at least 10x (:mod:`workbench.bench.views`);
 (c) the diagnostics callback's share of training time, default settings, quickstart run -- at most
     15%;
 (d) the time to compute every per-layer layout of a depth-6 run (5,000 probe points, the default
-    method; :func:`workbench.layouts.layout_benchmark`);
+    method; :func:`workbench.analysis.layouts.layout_benchmark`);
 
 plus the ``shapes`` generator's throughput. The full run takes a few minutes on two cores;
 ``--quick`` runs every row at toy sizes in seconds (a check that the command works, not a
@@ -45,7 +45,7 @@ def _best_of(fn: Callable[[], object], repeats: int = 3) -> float:
 
 
 def bench_shapes(num_images: int = 20000, image_size: int = 32) -> dict[str, float]:
-    from .data.shapes import ShapesParams, generate_shapes
+    from ..data.shapes import ShapesParams, generate_shapes
 
     params = ShapesParams(num_images=num_images, image_size=image_size, seed=0)
     generate_shapes(ShapesParams(num_images=512, image_size=image_size, seed=1))  # warm-up
@@ -88,7 +88,7 @@ QUICK = Sizes(tuple(TINY), steps=4, warmup=2, repeats=1, view_batch=32, view_bat
 
 def bench_diagnostics(overrides=QUICKSTART, runs_dir: str = "runs/bench", cache_dir="data") -> dict:
     """Wall time of the same run with and without the diagnostics callback (default settings)."""
-    from .train import fit
+    from ..training.fit import fit
 
     walls, run = {}, None
     for enabled in (False, True):
@@ -145,11 +145,11 @@ def run_bench(quick: bool = False, skip_layouts: bool = False, runs_dir: str | P
               cache_dir: str | Path | None = "data", log: Callable[[str], None] | None = None) -> dict:
     """Measure every row; returns ``{"machine", "rows", "quick", "wall_s", "timings"}`` (rows as
     dicts; ``timings``: the wall seconds each part took). ``log`` gets progress lines (stderr)."""
-    from .bench_step import compare_step
-    from .bench_views import compare_views
-    from .views import config_local_size
-    from .data.datamodule import TensorDataModule
-    from .presets import make_config
+    from ..data.datamodule import TensorDataModule
+    from ..presets import make_config
+    from ..views import config_local_size
+    from .step import compare_step
+    from .views import compare_views
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     sizes = QUICK if quick else FULL
@@ -221,7 +221,7 @@ def run_bench(quick: bool = False, skip_layouts: bool = False, runs_dir: str | P
 
 
 def _layouts_row(sizes: Sizes, quick: bool, runs_dir: str, small_run, cache_dir) -> Row:
-    from .layouts import DEFAULT_METHOD, layout_benchmark
+    from ..analysis.layouts import DEFAULT_METHOD, layout_benchmark
 
     # Quick mode lays out the tiny diagnostics run; the full run trains (once, then reuses) a
     # depth-6 run with a 5,000-image probe set.
@@ -257,7 +257,7 @@ def to_markdown(result: dict) -> str:
 
 def main(quick: bool = False, skip_layouts: bool = False, out: str | None = None, runs_dir: str = "runs/bench",
          data_dir: str | Path | None = "data") -> int:
-    from .atomic import atomic_write_text
+    from ..atomic import atomic_write_text
 
     result = run_bench(quick=quick, skip_layouts=skip_layouts, runs_dir=runs_dir, cache_dir=data_dir)
     table = to_markdown(result)

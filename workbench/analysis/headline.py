@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Mapping
 
-from .atomic import atomic_write_text
+from ..atomic import atomic_write_text
 
 FILENAME = "headline.json"
 

@@ -14,16 +14,17 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 
+from ..config import RunConfig, parse_override
+from ..data.datamodule import TensorDataModule
+from ..distributed import launched_rank
+from ..errors import ConfigError
+from ..presets import make_config
+from ..runs import Run, create_run_dir, write_config, write_summary
+from ..validation import validate_config
 from .checkpointing import LastCheckpoint
-from .config import RunConfig, parse_override
 from .csv_logger import AtomicCSVLogger, keep_rows_before
-from .data.datamodule import TensorDataModule
-from .diagnostics.callback import DiagnosticsCallback, keep_epochs_until
-from .distributed import launched_rank
-from .errors import ConfigError
+from .diagnostics_callback import DiagnosticsCallback, keep_epochs_until
 from .module import WorkbenchModule
-from .presets import make_config
-from .runs import Run, create_run_dir, write_config, write_summary
 
 
 def resolve_precision(config: RunConfig) -> str:
@@ -175,7 +176,7 @@ def _rank_zero_run_dir(config: RunConfig) -> Path:
         raise ConfigError("name", config.name, "an explicit run name when the ranks are started outside Lightning "
                                                "(torchrun, SLURM), so that every rank uses the same run directory")
     name, config.name = config.name, ""
-    config.validate()
+    validate_config(config)
     config.name = name
     return Path(shared) if shared else Path(config.runs_dir) / name
 
@@ -191,6 +192,6 @@ def _resume_target(run_dir: Path, overrides: "list[str] | dict[str, Any] | None"
             raise ConfigError(key, value, f"not changeable when resuming; only {', '.join(RESUMABLE)} may be overridden")
     config = RunConfig.from_yaml(run_dir / "config.yaml").with_overrides(dict(items))
     config.name = ""  # the name is taken (by this run): skip the "unused name" check
-    config.validate()
+    validate_config(config)
     config.name = run_dir.name
     return run_dir, config, checkpoint

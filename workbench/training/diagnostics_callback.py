@@ -33,15 +33,20 @@ from lightning.pytorch.callbacks import Callback
 from ..atomic import atomic_open
 from ..config import DiagnosticsConfig
 from ..data.base import Factor, ImageSet
-from ..distributed import barrier, gather_rows, local_only, rank, world_size
-from ..runs import embedding_key
-from .geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
-from .probes import coherence, factor_decodability, knn_accuracy, linear_probe, region_context
-from .similarity import cka_matrix
-from .spectral import (
-    alpha_req, covariance_spectrum, effective_rank, participation_ratio, rankme, sigreg_statistic,
+from ..diagnostics.geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
+from ..diagnostics.probes import coherence, factor_decodability, knn_accuracy, linear_probe, region_context
+from ..diagnostics.similarity import cka_matrix
+from ..diagnostics.spectral import (
+    alpha_req,
+    covariance_spectrum,
+    effective_rank,
+    participation_ratio,
+    rankme,
+    sigreg_statistic,
     std_of_normalized,
 )
+from ..distributed import barrier, gather_rows, local_only, rank, world_size
+from ..runs import embedding_key
 
 COLUMNS = ["epoch", "layer", "pool", "metric", "value"]
 

@@ -1,0 +1,13 @@
+"""Reading finished runs: what the notebooks and the figures ask of run directories.
+
+- :mod:`.readouts` -- numbers out of one run (a metric at the last layer, the best layer, ...);
+- :mod:`.summaries` -- several runs: seeds grouped by experiment, means and intervals;
+- :mod:`.experiments` -- train named variants side by side from a notebook;
+- :mod:`.curricula` -- how scheduled and adaptive hyper-parameters moved;
+- :mod:`.layouts` -- aligned 2-D UMAP layouts of the probe set per layer and epoch;
+- :mod:`.headline` -- a notebook's headline numbers (``headline.json``);
+- :mod:`.teach` -- student copies of the notebooks.
+
+May import the core, :mod:`workbench.runs` and (to train) :mod:`workbench.training`; figures and
+widgets import this package, never the other way round.
+"""
