@@ -31,3 +31,12 @@ def test_non_finite_is_kept_and_non_number_rejected(tmp_path):
 
 def test_missing_is_empty(tmp_path):
     assert headline.load("never", tmp_path) == {}
+
+
+def test_a_mapping_value_is_stored_entry_by_entry(tmp_path):
+    headline.record("nb", {"acc": {"mean": 0.9, "low": 0.8, "high": 1.0, "n": 3, "excludes_zero": True},
+                           "one": {"low": -math.inf}}, runs_dir=tmp_path, show=False)
+    assert headline.load("nb", tmp_path) == {"acc/mean": 0.9, "acc/low": 0.8, "acc/high": 1.0, "acc/n": 3.0,
+                                             "acc/excludes_zero": 1.0, "one/low": -math.inf}
+    with pytest.raises(TypeError, match="'acc/interval'"):
+        headline.record("nb", {"acc": {"interval": [0.8, 1.0]}}, runs_dir=tmp_path, show=False)

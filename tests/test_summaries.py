@@ -103,3 +103,137 @@ def test_errors_name_what_exists(tmp_path):
         summaries.mean_std(table, by="method")
     with pytest.raises(KeyError, match="no column 'top5'"):
         summaries.mean_std(table, numbers=["top5"])
+
+
+# ---------------------------------------------------------------------------------------- intervals over seeds
+
+# Student t quantiles from a printed table (not from scipy): t_{0.975, dof} and t_{0.95, 2}
+T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446}
+T95_2 = 2.919986
+
+
+def metric_run(root, name, preset, seed, values, overrides=None):
+    """A run whose diagnostics hold metric ``m`` with ``values[layer]`` at the last epoch (and 0 at epoch 0),
+    pool ``mean``, and ``values[layer] + 1`` for pool ``cls``."""
+    path = root / name
+    path.mkdir(parents=True)
+    write_config(path, wb.make_config(preset, {"seed": seed, "model.depth": len(values) - 1, "name": name,
+                                               **(overrides or {})}))
+    rows = [(epoch, layer, pool, "m", (v + (pool == "cls")) * (epoch > 0))
+            for epoch in (0, 2) for layer, v in enumerate(values) for pool in ("mean", "cls")]
+    pd.DataFrame(rows, columns=["epoch", "layer", "pool", "metric", "value"]).to_csv(path / "diagnostics.csv",
+                                                                                      index=False)
+    pd.DataFrame([{"epoch": 0, "step": 9, "val/supervised/acc": values[-1] / 2}]).to_csv(path / "metrics.csv",
+                                                                                         index=False)
+    return Run(path)
+
+
+def test_t_interval_by_hand():
+    # 1, 2, 3: mean 2, sd 1, half-width t_{0.975,2} / sqrt(3)
+    out = summaries.t_interval([1.0, 2.0, 3.0])
+    half = T975[2] / math.sqrt(3)
+    assert out["n"] == 3 and out["mean"] == pytest.approx(2.0) and out["sd"] == pytest.approx(1.0)
+    assert out["half_width"] == pytest.approx(half, rel=1e-6)
+    assert (out["low"], out["high"]) == (pytest.approx(2 - half, rel=1e-6), pytest.approx(2 + half, rel=1e-6))
+    # 0.5, 1.5: mean 1, sd sqrt(0.5), half-width 12.706205 * sqrt(0.5) / sqrt(2) = 6.3531
+    two = summaries.t_interval([0.5, 1.5])
+    assert two["half_width"] == pytest.approx(T975[1] * 0.5, rel=1e-6)
+    # a 90% interval uses t_{0.95,2}
+    assert summaries.t_interval([1.0, 2.0, 3.0], confidence=0.9)["half_width"] == pytest.approx(T95_2 / math.sqrt(3),
+                                                                                                 rel=1e-6)
+    # NaN (a number a run did not record) is left out and not counted
+    assert summaries.t_interval([1.0, math.nan, 2.0, 3.0])["n"] == 3
+    # equal values: a zero-width interval at the value
+    flat = summaries.t_interval([0.75, 0.75, 0.75])  # exact in binary: the sd is exactly 0
+    assert flat["low"] == flat["high"] == 0.75 and flat["sd"] == 0.0
+
+
+def test_t_interval_with_one_or_no_value_is_explicitly_undefined():
+    one = summaries.t_interval([0.4])
+    assert one["mean"] == 0.4 and one["n"] == 1 and math.isnan(one["sd"])
+    assert one["low"] == -math.inf and one["high"] == math.inf and one["half_width"] == math.inf
+    none = summaries.t_interval([math.nan])
+    assert none["n"] == 0 and all(math.isnan(none[k]) for k in ("mean", "low", "high", "sd"))
+    with pytest.raises(ValueError, match="confidence must be a number in \\(0, 1\\)"):
+        summaries.t_interval([1.0, 2.0], confidence=95)
+
+
+def test_seed_interval_reads_any_metric_layer_and_pool(tmp_path):
+    runs = [metric_run(tmp_path, f"s{s}", "supervised", s, [0.0, 10.0 + s, v]) for s, v in enumerate([1.0, 2.0, 3.0])]
+    out = summaries.seed_interval(runs, "m")  # the last layer: 1, 2, 3
+    assert out["mean"] == pytest.approx(2.0) and out["n"] == 3
+    assert out["high"] == pytest.approx(2 + T975[2] / math.sqrt(3), rel=1e-6)
+    assert summaries.seed_interval(runs, "m", layer=1)["mean"] == pytest.approx(11.0)  # 10, 11, 12
+    assert summaries.seed_interval(runs, "m", pool="cls")["mean"] == pytest.approx(3.0)  # 2, 3, 4
+    assert summaries.seed_interval(runs, "m", epoch=0)["mean"] == 0.0
+    assert summaries.seed_interval(runs, "val_acc")["mean"] == pytest.approx(1.0)  # 0.5, 1.0, 1.5
+    assert summaries.seed_interval([str(r.path) for r in runs[:1]], "m")["high"] == math.inf  # paths work too
+    with pytest.raises(KeyError, match="s0.*no value at layer 5; recorded layers: \\[0, 1, 2\\]"):
+        summaries.seed_interval(runs, "m", layer=5)
+    with pytest.raises(KeyError, match="s0.*'knn_acc' was not recorded"):
+        summaries.seed_interval(runs, "knn_acc")
+    shown = summaries.format_interval(out)
+    assert shown == f"2.000 [{2 - T975[2] / math.sqrt(3):.3f}, {2 + T975[2] / math.sqrt(3):.3f}] (n=3)"
+    assert summaries.format_interval(summaries.t_interval([0.5])) == "0.500 (n=1, no interval)"
+
+
+def test_seed_intervals_one_row_per_experiment_and_never_pooled(tmp_path):
+    runs = [metric_run(tmp_path, f"sup{s}", "supervised", s, [0.0, v]) for s, v in enumerate([1.0, 2.0, 3.0])]
+    runs += [metric_run(tmp_path, f"lej{s}", "lejepa", s, [0.0, v]) for s, v in enumerate([5.0, 7.0])]
+    table = summaries.seed_intervals(runs, "m")
+    assert list(table.index) == ["supervised", "lejepa"]
+    assert table.loc["supervised", "mean"] == pytest.approx(2.0) and table.loc["supervised", "n"] == 3
+    # 5, 7: mean 6, sd sqrt(2), half-width 12.706205 * sqrt(2) / sqrt(2)
+    assert table.loc["lejepa", "half_width"] == pytest.approx(T975[1], rel=1e-6)
+    with pytest.raises(ValueError, match="2 experiments \\(supervised; lejepa\\).*seed_intervals"):
+        summaries.seed_interval(runs, "m")
+    again = metric_run(tmp_path, "sup0-again", "supervised", 0, [0.0, 1.5])
+    with pytest.raises(ValueError, match="sup0, sup0-again are one experiment \\(supervised\\) with one seed \\(0\\)"):
+        summaries.seed_intervals([*runs, again], "m")
+
+
+def test_paired_difference_pairs_by_seed(tmp_path):
+    a_values = {0: 0.80, 1: 0.85, 2: 0.90}
+    b_values = {2: 0.75, 0: 0.70, 1: 0.80}  # another order: pairing is by seed, not by position
+    a = [metric_run(tmp_path, f"a{s}", "supervised", s, [0.0, v]) for s, v in a_values.items()]
+    b = [metric_run(tmp_path, f"b{s}", "lejepa", s, [0.0, v]) for s, v in b_values.items()]
+    out = summaries.paired_difference(a, b, "m")
+    # differences 0.10, 0.05, 0.15: mean 0.10, sd 0.05, half-width 4.302653 * 0.05 / sqrt(3) = 0.1242
+    assert out["n"] == 3 and out["mean"] == pytest.approx(0.10) and out["sd"] == pytest.approx(0.05)
+    assert out["half_width"] == pytest.approx(T975[2] * 0.05 / math.sqrt(3), rel=1e-6)
+    assert out["excludes_zero"] is False  # [-0.024, 0.224]
+    backwards = summaries.paired_difference(b, a, "m")
+    assert backwards["mean"] == pytest.approx(-0.10) and backwards["low"] == pytest.approx(-out["high"])
+
+    c = [metric_run(tmp_path, f"c{s}", "lejepa", s, [0.0, a_values[s] - d]) for s, d in zip((1, 0, 2), (0.11, 0.10, 0.12))]
+    tight = summaries.paired_difference(a, c, "m")
+    # differences 0.10, 0.11, 0.12: mean 0.11, sd 0.01, half-width 0.0248: the interval excludes 0
+    assert tight["mean"] == pytest.approx(0.11) and tight["half_width"] == pytest.approx(T975[2] * 0.01 / math.sqrt(3),
+                                                                                          rel=1e-6)
+    assert tight["excludes_zero"] is True and tight["low"] > 0
+    # one pair: no interval, never "excludes zero"
+    single = summaries.paired_difference(a[:1], c[1:2], "m")
+    assert single["mean"] == pytest.approx(0.10) and single["high"] == math.inf and single["excludes_zero"] is False
+
+
+def test_paired_difference_refuses_unpaired_seeds_and_mixed_recipes(tmp_path):
+    a = [metric_run(tmp_path, f"a{s}", "supervised", s, [0.0, 1.0]) for s in (0, 1, 2)]
+    b = [metric_run(tmp_path, f"b{s}", "lejepa", s, [0.0, 1.0]) for s in (0, 1, 3)]
+    with pytest.raises(ValueError, match="not trained with the same seeds: only A \\(supervised\\) has \\[2\\], "
+                                         "only B \\(lejepa\\) has \\[3\\]"):
+        summaries.paired_difference(a, b, "m")
+    with pytest.raises(ValueError, match="recipe A's runs are 2 experiments"):
+        summaries.paired_difference([a[0], b[1]], b[:2], "m")
+    with pytest.raises(ValueError, match="runs_b: no runs given"):
+        summaries.paired_difference(a, [], "m")
+
+
+def test_an_interval_goes_to_the_headline(tmp_path):
+    from workbench.analysis import headline
+
+    runs = [metric_run(tmp_path, f"s{s}", "supervised", s, [0.0, v]) for s, v in enumerate([1.0, 2.0, 3.0])]
+    headline.record("nb", {"m": summaries.seed_interval(runs, "m")}, runs_dir=tmp_path, show=False)
+    written = headline.load("nb", tmp_path)
+    assert written["m/mean"] == pytest.approx(2.0) and written["m/n"] == 3.0
+    assert written["m/low"] == pytest.approx(2 - T975[2] / math.sqrt(3), rel=1e-6)
+    assert set(written) == {"m/mean", "m/low", "m/high", "m/half_width", "m/sd", "m/n"}

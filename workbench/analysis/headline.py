@@ -31,12 +31,15 @@ def record(notebook: str, numbers: Mapping[str, float], runs_dir: str | Path = "
     an earlier execution wrote with other parameters never linger next to this execution's.
 
     Values are stored as floats; a value that is not a number raises ``TypeError`` naming its key.
+    A value that is itself a mapping of numbers (an interval from
+    :func:`workbench.analysis.summaries.seed_interval`) is stored as one number per entry, under
+    ``<key>/<entry>``: ``{"acc": {"mean": 0.9, "low": 0.8}}`` writes ``acc/mean`` and ``acc/low``.
     Non-finite values are kept (as ``NaN`` / ``Infinity``) so a failed phenomenon is visible, not hidden.
     """
     clean: dict[str, float] = {}
-    for key, value in numbers.items():
+    for key, value in _flat(numbers).items():
         try:
-            clean[str(key)] = float(value)
+            clean[key] = float(value)
         except (TypeError, ValueError):
             raise TypeError(f"headline number {key!r} must be a number, got {value!r}") from None
     path = notebook_dir(notebook, runs_dir) / FILENAME
@@ -47,6 +50,17 @@ def record(notebook: str, numbers: Mapping[str, float], runs_dir: str | Path = "
         for key, value in clean.items():
             print(f"{key:<{width}}  {value:.4g}" if math.isfinite(value) else f"{key:<{width}}  {value}")
     return path
+
+
+def _flat(numbers: Mapping, prefix: str = "") -> dict:
+    out: dict = {}
+    for key, value in numbers.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{name}/"))
+        else:
+            out[name] = value
+    return out
 
 
 def load(notebook: str, runs_dir: str | Path = "runs") -> dict[str, float]:

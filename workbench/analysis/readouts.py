@@ -71,6 +71,19 @@ def at_last_layer(run_or_table: Run | pd.DataFrame, metric: str, pool: str = "me
     return float(series.iloc[-1])
 
 
+def at_layer(run_or_table: Run | pd.DataFrame, metric: str, layer: int | None = None, pool: str = "mean",
+             epoch: int | None = None) -> float:
+    """``metric`` at ``layer`` (default: the deepest layer that recorded it) and ``epoch`` (default:
+    the last). Raises ``KeyError`` naming the recorded layers when ``layer`` has no value."""
+    series = by_layer(run_or_table, metric, pool, epoch)
+    if layer is None:
+        return float(series.iloc[-1])
+    if int(layer) not in series.index:
+        raise KeyError(f"metric {metric!r} ({pool} pool) has no value at layer {layer}; "
+                       f"recorded layers: {[int(i) for i in series.index]}")
+    return float(series.loc[int(layer)])
+
+
 def peak_layer(run_or_table: Run | pd.DataFrame, metric: str, pool: str = "mean", epoch: int | None = None) -> int:
     """The layer where ``metric`` is highest (the shallowest one on a tie); NaN values are ignored."""
     series = by_layer(run_or_table, metric, pool, epoch).dropna()
@@ -150,11 +163,9 @@ def objective_rankme(run: Run, objective: str | None = None, images: "torch.Tens
     import torch
 
     from ..diagnostics import rankme
-    from ..training.module import WorkbenchModule
+    from ..training.checkpointing import load_module
 
-    if not run.checkpoint.is_file():
-        raise FileNotFoundError(f"{run.checkpoint} does not exist: the run has no final checkpoint")
-    module = WorkbenchModule.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True).eval()
+    module = load_module(run.checkpoint)
     names = list(module.objectives)
     if objective is None:
         if len(names) != 1:

@@ -8,7 +8,19 @@ sweep (:func:`workbench.training.sweep.sweep`) is read through:
 * :func:`final_numbers` -- the few numbers that summarise a finished run;
 * :func:`seed_table` -- one row per run (its experiment, preset, seed and those numbers);
 * :func:`mean_std` -- per experiment (or any column): mean, standard deviation over seeds, and count;
-* :func:`mean_pm_std` -- the same as ``"0.912 ± 0.004"`` strings, for display.
+* :func:`mean_pm_std` -- the same as ``"0.912 ± 0.004"`` strings, for display;
+* :func:`seed_interval` / :func:`seed_intervals` -- any diagnostics metric at any layer and pool:
+  the mean over seeds with a Student-t confidence interval, for one experiment or per experiment;
+* :func:`paired_difference` -- two recipes trained with the same seeds, paired by seed: the mean
+  difference with its confidence interval, and whether the interval excludes zero;
+* :func:`t_interval` -- the interval itself, on plain numbers; :func:`format_interval` for display.
+
+The interval is the t-interval over seeds, ``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)``: it treats the
+seeds as independent draws of one recipe and assumes their mean is roughly normal, which with three
+or five seeds is an assumption, not a check. With one seed there is no spread to estimate: the
+interval is (-inf, inf), never a zero-width one. A paired difference removes what two runs with one
+seed share (the same initialisation, the same batches), so it is usually much narrower than the two
+separate intervals suggest.
 
 An *experiment* is a config less its seed (and name and place, :func:`workbench.config.experiment_fields`):
 two runs of one preset with other overrides are two experiments, never averaged together.
@@ -21,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
@@ -153,3 +165,161 @@ def mean_pm_std(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     if "n" in summary:
         out["n"] = summary["n"]
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# intervals over seeds
+# ----------------------------------------------------------------------------------------------
+
+
+def t_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str, Any]:
+    """Mean of independent draws and its Student-t confidence interval.
+
+    ``mean ± t * sd / sqrt(n)`` with ``sd`` the sample standard deviation (``ddof=1``) and ``t`` the
+    ``(1 + confidence) / 2`` quantile of Student's t with ``n - 1`` degrees of freedom. NaN values
+    (a number a run did not record) are left out and not counted in ``n``.
+
+    Returns ``{"mean", "low", "high", "half_width", "sd", "n"}``. With ``n == 1`` the interval is
+    unbounded (``low = -inf``, ``high = inf``, ``sd`` NaN); with ``n == 0`` every number is NaN.
+    """
+    from scipy import stats
+
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be a number in (0, 1), e.g. 0.95; got {confidence!r}")
+    kept = [float(v) for v in values if not math.isnan(float(v))]
+    n = len(kept)
+    if n == 0:
+        return {"mean": math.nan, "low": math.nan, "high": math.nan, "half_width": math.nan, "sd": math.nan, "n": 0}
+    mean = math.fsum(kept) / n
+    if n == 1:
+        return {"mean": mean, "low": -math.inf, "high": math.inf, "half_width": math.inf, "sd": math.nan, "n": 1}
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in kept) / (n - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "half_width": half, "sd": sd, "n": n}
+
+
+def _loaded(runs: "Sequence[Run | str] | Run | str", what: str = "runs") -> list[Run]:
+    if isinstance(runs, (Run, str)) or hasattr(runs, "__fspath__"):
+        runs = [runs]
+    loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
+    if not loaded:
+        raise ValueError(f"{what}: no runs given")
+    return loaded
+
+
+def _run_value(run: Run, metric: str, layer: int | None, pool: str, epoch: int | None) -> float:
+    """One run's number: ``val_acc`` (:func:`val_accuracy`) or a diagnostics metric at a layer."""
+    from .readouts import at_layer
+
+    if metric == "val_acc":
+        return val_accuracy(run)
+    try:
+        return at_layer(run, metric, layer, pool, epoch)
+    except (KeyError, ValueError) as exc:
+        message = exc.args[0] if exc.args else str(exc)
+        raise type(exc)(f"run {run.path}: {message}") from None
+
+
+def seed_values(runs: "Sequence[Run | str]", metric: str, layer: int | None = None, pool: str = "mean",
+                epoch: int | None = None) -> pd.DataFrame:
+    """One row per run: ``run``, ``experiment`` (:func:`experiment_labels`), ``seed`` and ``value``.
+
+    ``metric`` is a diagnostics metric (``linear_acc``, ``factor/color``, ``coherence/...``) read
+    at ``layer`` (default: the deepest recorded), ``pool`` and ``epoch`` (default: each run's last
+    diagnostics epoch), or ``val_acc`` (the final validation accuracy; ``layer``, ``pool`` and
+    ``epoch`` do not apply). A run that did not record the metric raises, naming the run.
+    """
+    loaded = _loaded(runs)
+    rows = [{"run": run.name, "experiment": experiment, "seed": int(run.config.seed),
+             "value": _run_value(run, metric, layer, pool, epoch)}
+            for run, experiment in zip(loaded, experiment_labels(loaded))]
+    return pd.DataFrame(rows, columns=["run", "experiment", "seed", "value"])
+
+
+def _unique_seeds(values: pd.DataFrame) -> None:
+    repeated = values[values.duplicated(["experiment", "seed"], keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        names = repeated.loc[(repeated["experiment"] == first["experiment"]) & (repeated["seed"] == first["seed"]), "run"]
+        raise ValueError(f"runs {', '.join(map(str, names))} are one experiment ({first['experiment']}) with one "
+                         f"seed ({first['seed']}): the interval is over independent seeds; keep one of them")
+
+
+def seed_intervals(runs: "Sequence[Run | str]", metric: str, layer: int | None = None, pool: str = "mean",
+                   epoch: int | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`t_interval` of ``metric`` over seeds, one row per experiment (order of first
+    appearance): columns ``mean``, ``low``, ``high``, ``half_width``, ``sd``, ``n``.
+
+    The runs of an experiment are its seeds (configs equal but for the seed); two runs of one
+    experiment with one seed raise ``ValueError``. ``metric``, ``layer``, ``pool`` and ``epoch``
+    are read as in :func:`seed_values`.
+    """
+    values = seed_values(runs, metric, layer, pool, epoch)
+    _unique_seeds(values)
+    order = list(dict.fromkeys(values["experiment"]))
+    rows = [t_interval(values.loc[values["experiment"] == e, "value"], confidence) for e in order]
+    return pd.DataFrame(rows, index=pd.Index(order, name="experiment"),
+                        columns=["mean", "low", "high", "half_width", "sd", "n"])
+
+
+def seed_interval(runs: "Sequence[Run | str]", metric: str, layer: int | None = None, pool: str = "mean",
+                  epoch: int | None = None, confidence: float = 0.95) -> dict[str, Any]:
+    """:func:`t_interval` of ``metric`` over the seeds of ONE experiment: ``{"mean", "low", "high",
+    "half_width", "sd", "n"}`` (a dict :func:`workbench.analysis.headline.record` can write).
+
+    Runs of several experiments raise ``ValueError`` naming them (use :func:`seed_intervals`):
+    seeds of different recipes are never pooled.
+    """
+    values = seed_values(runs, metric, layer, pool, epoch)
+    experiments = list(dict.fromkeys(values["experiment"]))
+    if len(experiments) > 1:
+        raise ValueError(f"the runs are {len(experiments)} experiments ({'; '.join(experiments)}): an interval "
+                         "over seeds is one experiment's; use seed_intervals for one row per experiment")
+    _unique_seeds(values)
+    return t_interval(values["value"], confidence)
+
+
+def paired_difference(runs_a: "Sequence[Run | str]", runs_b: "Sequence[Run | str]", metric: str,
+                      layer: int | None = None, pool: str = "mean", epoch: int | None = None,
+                      confidence: float = 0.95) -> dict[str, Any]:
+    """Recipe A minus recipe B, paired by seed: the mean of the per-seed differences and its
+    t-interval (:func:`t_interval` of the differences).
+
+    ``runs_a`` and ``runs_b`` are each the seeds of one experiment; their seed sets must be equal
+    (a seed run for one recipe only has no partner: ``ValueError`` naming the unpaired seeds). A
+    seed where either value is NaN is left out of the differences (``n`` counts the pairs used).
+    ``metric``, ``layer``, ``pool`` and ``epoch`` are read as in :func:`seed_values`.
+
+    Returns ``{"mean", "low", "high", "half_width", "sd", "n", "excludes_zero"}``;
+    ``excludes_zero`` is true when the whole interval lies on one side of 0 (never with one pair).
+    """
+    a, b = _loaded(runs_a, "runs_a"), _loaded(runs_b, "runs_b")
+    values = seed_values([*a, *b], metric, layer, pool, epoch)
+    sides = {"A": values.iloc[: len(a)], "B": values.iloc[len(a):]}
+    for side, table in sides.items():
+        experiments = list(dict.fromkeys(table["experiment"]))
+        if len(experiments) > 1:
+            raise ValueError(f"recipe {side}'s runs are {len(experiments)} experiments ({'; '.join(experiments)}): "
+                             "pass the seeds of one experiment on each side")
+        _unique_seeds(table)
+    seeds_a, seeds_b = set(sides["A"]["seed"]), set(sides["B"]["seed"])
+    if seeds_a != seeds_b:
+        raise ValueError(f"the recipes were not trained with the same seeds: only A ({sides['A']['experiment'].iloc[0]}) "
+                         f"has {sorted(seeds_a - seeds_b)}, only B ({sides['B']['experiment'].iloc[0]}) has "
+                         f"{sorted(seeds_b - seeds_a)}; a paired difference needs one run of each recipe per seed")
+    by_seed = {side: dict(zip(t["seed"], t["value"])) for side, t in sides.items()}
+    differences = [by_seed["A"][s] - by_seed["B"][s] for s in sorted(seeds_a)]
+    out = t_interval(differences, confidence)
+    out["excludes_zero"] = bool(out["low"] > 0 or out["high"] < 0)
+    return out
+
+
+def format_interval(result: dict[str, Any], digits: int = 3) -> str:
+    """A :func:`t_interval`-style dict as ``"0.912 [0.905, 0.919] (n=3)"``; one seed shows
+    ``"0.912 (n=1, no interval)"`` and no value ``"-"``."""
+    mean, n = result["mean"], int(result["n"])
+    if n == 0 or not math.isfinite(mean):
+        return "-"
+    if n == 1:
+        return f"{mean:.{digits}f} (n=1, no interval)"
+    return f"{mean:.{digits}f} [{result['low']:.{digits}f}, {result['high']:.{digits}f}] (n={n})"
