@@ -35,7 +35,8 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import workbench as wb
-from workbench.views import block_masks, make_generator
+from workbench.masks import block_masks
+from workbench.randomness import make_generator
 
 aten = torch.ops.aten
 

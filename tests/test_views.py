@@ -1,7 +1,8 @@
-"""Tests of the batched, on-device views (workbench.views)."""
+"""Tests of the batched, on-device views (workbench.views) and of the run config's views settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -10,24 +11,21 @@ import torch
 import torch.nn.functional as F
 
 from workbench import views
+from workbench.config import ViewsConfig
+from workbench.randomness import make_generator
 from workbench.views import (
     LUMA,
     AugmentSpec,
     augment,
-    block_mask_sizes,
-    block_masks,
     color_jitter,
     default_kernel_size,
     dino_specs,
     gaussian_blur,
-    make_generator,
     multi_crop,
     random_flip,
     random_grayscale,
-    random_patch_mask,
     random_resized_crop,
     resized_crop,
-    sample_block_masks,
     sample_crop_boxes,
     solarize,
 )
@@ -51,9 +49,6 @@ RANDOM_FUNCTIONS = {
     "solarize": lambda x, g: solarize(x, p=0.5, generator=g),
     "augment": lambda x, g: augment(x, AugmentSpec(blur=0.5, solarize=0.2), g),
     "multi_crop": lambda x, g: multi_crop(x, g, local_crops=2),
-    "random_patch_mask": lambda x, g: random_patch_mask(len(x), 64, 0.75, g, x.device),
-    "block_masks": lambda x, g: block_masks(len(x), 8, g, x.device),
-    "sample_block_masks": lambda x, g: sample_block_masks(len(x), 8, g, x.device),
 }
 
 
@@ -309,132 +304,6 @@ def test_multi_crop_shapes(device):
     assert [t.shape[-1] for t in globals_] == [24] * 3 and locals_ == []
 
 
-# --------------------------------------------------------------------------------------------- masks
-
-
-@pytest.mark.parametrize("ratio", [0.0, 0.4, 0.75, 0.9, 1.0])
-def test_random_patch_mask(ratio):
-    n = 64
-    keep, masked, mask = random_patch_mask(200, n, ratio, make_generator(0))
-    k = max(1, round(n * (1 - ratio)))
-    assert keep.shape == (200, k) and masked.shape == (200, n - k) and mask.shape == (200, n)
-    assert keep.dtype == torch.long and mask.dtype == torch.bool
-    both = torch.cat([keep, masked], dim=1).sort(dim=1).values
-    assert torch.equal(both, torch.arange(n).expand(200, n))  # disjoint and covering 0..N-1
-    assert (keep.diff(dim=1) > 0).all() and (masked.diff(dim=1) > 0).all()  # sorted
-    assert (mask.sum(1) == n - k).all() and not mask.gather(1, keep).any() and mask.gather(1, masked).all()
-    assert mask.float().mean().item() == pytest.approx((n - k) / n)
-    if 0 < ratio < 1:
-        assert len({tuple(row) for row in keep.tolist()}) > 190  # per-sample masks
-
-
-def is_rectangle(masks: torch.Tensor, grid: int) -> torch.Tensor:
-    """For ... x N boolean masks: True where the mask is a non-empty axis-aligned rectangle."""
-    m = masks.view(-1, grid, grid)
-    rows, cols = m.any(2), m.any(1)
-
-    def contiguous(v):  # True entries form one run
-        first = v.float().argmax(1)
-        last = grid - 1 - v.flip(1).float().argmax(1)
-        return v.sum(1) == last - first + 1
-
-    full = m.sum((1, 2)) == rows.sum(1) * cols.sum(1)
-    return (full & contiguous(rows) & contiguous(cols) & rows.any(1)).view(masks.shape[:-1])
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_block_masks_paper_values_on_8x8(device):
-    batch, grid, targets_n = 256, 8, 4
-    g = make_generator(0, device)
-    context, targets = sample_block_masks(batch, grid, g, device, num_targets=targets_n)
-    assert context.shape == (batch, 64) and targets.shape == (batch, targets_n, 64)
-    assert context.device.type == targets.device.type == torch.device(device).type
-    assert is_rectangle(targets, grid).all()
-    assert not (context.unsqueeze(1) & targets).any()  # disjoint per sample
-    assert (context.sum(1) >= 4).all()
-    area = targets.sum(-1).float() / 64
-    assert (area >= 0.12).all() and (area <= 0.2).all()  # (0.15, 0.2) up to whole patches on 8 x 8
-
-    keep, target_idx = block_masks(batch, grid, make_generator(0, device), device, num_targets=targets_n)
-    kc, kt = block_mask_sizes(grid, num_targets=targets_n)
-    assert keep.shape == (batch, kc) and target_idx.shape == (batch, targets_n, kt)
-    assert keep.dtype == target_idx.dtype == torch.long and keep.device.type == torch.device(device).type
-    assert kc >= 4 and kt >= 1
-    assert (keep.diff(dim=1) > 0).all() and (target_idx.diff(dim=2) > 0).all()  # sorted, unique
-    assert keep.min() >= 0 and keep.max() < 64 and target_idx.min() >= 0 and target_idx.max() < 64
-    hidden = torch.zeros(batch, 64, dtype=torch.bool, device=device)
-    hidden.scatter_(1, target_idx.flatten(1), True)
-    assert not hidden.gather(1, keep).any()  # context and targets disjoint after truncation
-    # Same generator state and thresholds: the cut indices are subsets of the uncut masks.
-    context, targets = sample_block_masks(batch, grid, make_generator(0, device), device, num_targets=targets_n,
-                                          min_keep=kc, min_target=kt)
-    assert context.gather(1, keep).all() and targets.gather(2, target_idx).all()
-
-
-def test_block_masks_shared_shape_draws_one_shape_per_call():
-    context, targets = sample_block_masks(64, 8, make_generator(0), shared_shape=True)
-    areas = targets.sum(-1)
-    assert is_rectangle(targets, 8).all() and (areas == areas[0, 0]).all()  # one target shape per call
-    keep, target_idx = block_masks(64, 8, make_generator(0), shared_shape=True)
-    assert (keep.shape[1], target_idx.shape[2]) == block_mask_sizes(8)  # the same fixed sizes
-
-
-def test_block_mask_sizes_paper_values_on_8x8():
-    # Targets: area fractions 0.15-0.2 of 64 patches are 9.6-12.8 and aspects (h / w) 0.75-1.5; with
-    # h = round(sqrt(A * aspect)) and w = round(A / h): h = 2 needs A * aspect < 6.25 (the least is
-    # 7.2) and h = 5 needs >= 20.25 (the most is 19.2); h = 3 gives w >= round(3.2) = 3 (9 patches);
-    # h = 4 gives w = round(2.4) = 2 at A = 9.6 (sqrt(9.6 * 1.5) = 3.79 -> 4): the smallest block is 8.
-    context_keep, target_keep = block_mask_sizes(8)
-    assert target_keep == 8
-    # The context: at least min_keep, at most the fallback's guarantee (8 x 8 minus four 3 x 3 targets).
-    assert 4 <= context_keep <= 64 - 4 * 9
-    # It is the 1st percentile of the context size: about 1% of independent draws fall below it.
-    context, _ = sample_block_masks(4096, 8, make_generator(123), min_target=target_keep)
-    below = (context.sum(-1) < context_keep).float().mean().item()
-    assert below < 0.03
-    assert (context.sum(-1) < context_keep + 1).float().mean().item() >= 0.005
-    # Fixed by the parameters: a larger min_keep raises it; any spelling of a pair is one entry.
-    assert block_mask_sizes(8, min_keep=28) == (28, 8)
-    assert block_mask_sizes((8, 8), target_scale=[0.15, 0.2]) == (context_keep, target_keep)
-
-
-def test_block_masks_have_fixed_sizes_whatever_the_draw():
-    sizes = {tuple(t.shape[1:]) for seed in range(4) for batch in (1, 7, 64)
-             for t in block_masks(batch, 8, make_generator(seed))}
-    kc, kt = block_mask_sizes(8)
-    assert sizes == {(kc,), (4, kt)}
-    assert tuple(t.shape for t in block_masks(0, 8)) == ((0, kc), (0, 4, kt))
-
-
-def test_sample_block_masks_min_target_rejects_small_targets():
-    _, targets = sample_block_masks(512, 8, make_generator(0), min_target=9)
-    assert (targets.sum(-1) >= 9).all()
-    with pytest.raises(ValueError, match="min_target"):
-        sample_block_masks(4, 8, min_target=10)  # the smallest fallback target is 3 x 3
-
-
-def test_block_masks_min_keep_guarantee_uses_the_fallback():
-    # 64 - 4 * 9 = 28: the largest min_keep the fallback can still guarantee on 8 x 8.
-    context, targets = sample_block_masks(512, 8, make_generator(0), min_keep=28)
-    assert (context.sum(1) >= 28).all() and is_rectangle(targets, 8).all()
-    assert not (context.unsqueeze(1) & targets).any()
-    keep, _ = block_masks(512, 8, make_generator(0), min_keep=28)
-    assert keep.shape[1] >= 28
-
-
-def test_block_masks_rectangular_grid_and_errors():
-    context, targets = sample_block_masks(32, (6, 10), make_generator(0), num_targets=2)
-    assert context.shape == (32, 60) and targets.shape == (32, 2, 60)
-    with pytest.raises(ValueError, match="too small"):
-        block_masks(4, 1)
-    with pytest.raises(ValueError, match="cannot fit"):
-        block_masks(4, 4, num_targets=4, target_scale=(0.2, 0.25))
-    with pytest.raises(ValueError, match="cannot fit"):
-        block_masks(4, 8, min_keep=29)
-    with pytest.raises(ValueError, match="target_scale"):
-        block_masks(4, 8, target_scale=(0.3, 0.1))
-
-
 # ------------------------------------------------------------------------------------------- speed
 
 
@@ -446,8 +315,6 @@ def test_batch_of_512_is_vectorised():
         "random_resized_crop": lambda: random_resized_crop(x, 32, generator=g),
         "augment": lambda: augment(x, AugmentSpec(blur=1.0, solarize=0.5), g),
         "multi_crop": lambda: multi_crop(x, g, local_crops=4, global_specs=list(dino_specs()[:2])),
-        "random_patch_mask": lambda: random_patch_mask(512, 64, 0.75, g),
-        "block_masks": lambda: block_masks(512, 8, g),
     }
     for name, call in calls.items():
         call()  # warm-up
@@ -462,7 +329,6 @@ def test_batch_of_512_is_vectorised():
 # ---------------------------------------------------------------------------- views from a run config
 
 def test_config_local_size_is_half_the_image_in_whole_patches():
-    from workbench.config import ViewsConfig
     from workbench.views import config_local_size
 
     v = ViewsConfig()
@@ -473,7 +339,6 @@ def test_config_local_size_is_half_the_image_in_whole_patches():
 
 
 def test_config_multi_crop_is_multi_crop_with_the_config_settings():
-    from workbench.config import ViewsConfig
     from workbench.views import config_augment_spec, config_multi_crop
 
     v = ViewsConfig(global_crops=2, local_crops=3, global_scale=[0.5, 1.0], local_scale=[0.2, 0.3], flip=0.1,
@@ -488,3 +353,108 @@ def test_config_multi_crop_is_multi_crop_with_the_config_settings():
         assert torch.equal(a, b)
     assert [len(got[0]), len(got[1])] == [2, 3]
     assert config_multi_crop(x, torch.Generator().manual_seed(4), v, patch_size=8, local=False)[1] == []
+
+
+IDENTITY = {"flip": 0.0, "jitter": 0.0, "grayscale": 0.0, "blur": 0.0, "solarize": 0.0}
+
+
+def test_config_defaults_are_the_pipeline_the_views_always_had():
+    """The default fields give AugmentSpec's DINO / BYOL strengths with blur 0.2, and torchvision's
+    crop aspect range, under the symmetric recipe (what every config got before these fields)."""
+    from workbench.views import DEFAULT_RATIO, config_augment_spec, config_crop_specs
+
+    v = ViewsConfig()
+    assert v.recipe == "symmetric" and tuple(v.global_ratio) == tuple(v.local_ratio) == DEFAULT_RATIO == (0.75, 4 / 3)
+    assert config_augment_spec(v) == AugmentSpec(blur=0.2)
+    assert AugmentSpec(blur=0.2) == AugmentSpec(0.5, 0.8, 0.4, 0.4, 0.2, 0.1, 0.2, 0.2, (0.1, 2.0), 0.0)
+    assert config_crop_specs(v) == ([AugmentSpec(blur=0.2)], AugmentSpec(blur=0.2))
+
+
+def test_config_augment_spec_carries_every_strength():
+    from workbench.views import config_augment_spec
+
+    v = ViewsConfig(brightness=0.1, contrast=0.2, saturation=0.3, hue=0.05, blur_sigma=[0.5, 1.5], flip=0.25)
+    spec = config_augment_spec(v)
+    assert (spec.brightness, spec.contrast, spec.saturation, spec.hue, spec.blur_sigma, spec.flip) == \
+        (0.1, 0.2, 0.3, 0.05, (0.5, 1.5), 0.25)
+
+
+def test_dino_specs_replace_only_blur_and_solarize_of_the_base():
+    base = AugmentSpec(flip=0.1, jitter=0.2, brightness=0.3, contrast=0.0, saturation=0.5, hue=0.0, grayscale=0.6,
+                       blur=0.9, blur_sigma=(0.2, 0.4), solarize=0.9)
+    first, second, local = dino_specs(base)
+    # DINO's DataAugmentationDINO: GaussianBlur(1.0); GaussianBlur(0.1) + Solarization(0.2); GaussianBlur(0.5)
+    assert [(s.blur, s.solarize) for s in (first, second, local)] == [(1.0, 0.0), (0.1, 0.2), (0.5, 0.0)]
+    for spec in (first, second, local):
+        assert dataclasses.replace(spec, blur=0.9, solarize=0.9) == base
+    assert dino_specs() == dino_specs(AugmentSpec())
+
+
+def test_config_crop_specs_of_the_dino_recipe():
+    from workbench.views import config_augment_spec, config_crop_specs
+
+    v = ViewsConfig(recipe="dino", brightness=0.2, hue=0.0, blur=0.7, solarize=0.6, blur_sigma=[0.3, 0.9])
+    (first, second), local = config_crop_specs(v)
+    assert [(s.blur, s.solarize) for s in (first, second, local)] == [(1.0, 0.0), (0.1, 0.2), (0.5, 0.0)]
+    # every field but blur and solarize still applies
+    assert all(s.brightness == 0.2 and s.hue == 0.0 and s.blur_sigma == (0.3, 0.9) for s in (first, second, local))
+    assert (first, second, local) == dino_specs(config_augment_spec(v))
+    with pytest.raises(ValueError, match="views.recipe='byol'"):
+        config_crop_specs(ViewsConfig(recipe="byol"))
+
+
+def test_config_multi_crop_follows_the_dino_recipe_and_the_ratios():
+    from workbench.views import config_augment_spec, config_multi_crop
+
+    v = ViewsConfig(recipe="dino", global_crops=3, local_crops=2, global_ratio=[0.5, 2.0], local_ratio=[1.0, 1.0])
+    first, second, local = dino_specs(config_augment_spec(v))
+    x = images(4)
+    got = config_multi_crop(x, make_generator(7), v, patch_size=4)
+    want = multi_crop(x, make_generator(7), global_crops=3, global_size=32, global_scale=(0.4, 1.0),
+                      global_ratio=(0.5, 2.0), local_crops=2, local_size=16, local_scale=(0.1, 0.4),
+                      local_ratio=(1.0, 1.0), global_specs=[first, second], local_spec=local)
+    assert [t.shape for t in got[0] + got[1]] == [(4, 3, 32, 32)] * 3 + [(4, 3, 16, 16)] * 2
+    assert all(torch.equal(a, b) for a, b in zip(got[0] + got[1], want[0] + want[1]))
+
+
+def test_crop_ratio_fields_shape_the_crops():
+    """A horizontal ramp (a pixel's value is its column): with area fraction 0.5 and aspect w / h = 2,
+    a 32 x 32 crop box is 32 wide and 16 high, so every row of the crop is the full ramp; with aspect
+    1/2 it is 16 wide and the rows are a stretched half of it."""
+    from workbench.views import config_multi_crop
+
+    ramp = (torch.arange(32.0) / 31).expand(2, 3, 32, 32).contiguous()
+    wide = ViewsConfig(global_scale=[0.5, 0.5], global_ratio=[2.0, 2.0], local_crops=0, **IDENTITY)
+    globals_, _ = config_multi_crop(ramp, make_generator(0), wide, patch_size=4, local=False)
+    assert all(torch.allclose(g, ramp, atol=1e-5) for g in globals_)
+    tall = ViewsConfig(global_scale=[0.5, 0.5], global_ratio=[0.5, 0.5], local_crops=0, **IDENTITY)
+    globals_, _ = config_multi_crop(ramp, make_generator(0), tall, patch_size=4, local=False)
+    span = [g[..., -1] - g[..., 0] for g in globals_]  # a 16 px window resampled to 32: (16 - 1) / 31 of the ramp
+    assert all(torch.allclose(s, torch.full_like(s, 15.5 / 31), atol=1e-5) for s in span)
+    # the local crops' ratio field, likewise: local crops of a quarter of the image at aspect 4 are
+    # 32 wide, 8 high, resampled to 16 px -- every row samples the whole ramp at 16 points
+    local = ViewsConfig(local_scale=[0.25, 0.25], local_ratio=[4.0, 4.0], local_crops=2, **IDENTITY)
+    _, locals_ = config_multi_crop(ramp, make_generator(0), local, patch_size=4)
+    expected = ((torch.arange(16.0) + 0.5) * 2 - 0.5) / 31  # output pixel i samples column 2 i + 0.5
+    assert all(torch.allclose(t, expected.expand_as(t), atol=1e-5) for t in locals_)
+
+
+def test_config_global_view_is_global_crop_index_of_the_recipe():
+    from workbench.views import config_augment_spec, config_global_view
+
+    x = images(4)
+    for recipe in ("symmetric", "dino"):
+        v = ViewsConfig(recipe=recipe, global_scale=[0.3, 0.9], global_ratio=[0.6, 1.6])
+        specs = dino_specs(config_augment_spec(v))[:2] if recipe == "dino" else [config_augment_spec(v)] * 2
+        for index in (0, 1, 2):
+            got = config_global_view(x, make_generator(3), v, index)
+            (want,), _ = multi_crop(x, make_generator(3), global_crops=1, global_scale=(0.3, 0.9),
+                                    global_ratio=(0.6, 1.6), global_specs=[specs[index % 2]])
+            assert torch.equal(got, want), (recipe, index)
+
+
+def test_the_dino_preset_uses_the_dino_recipe_and_the_others_the_symmetric_one():
+    from workbench.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        assert preset.overrides.get("views.recipe", "symmetric") == ("dino" if name == "dino" else "symmetric"), name

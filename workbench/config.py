@@ -74,25 +74,49 @@ class ModelConfig:
     gradient_isolation: Union[bool, list[int]] = False
 
 
+#: ``views.recipe`` values (see :class:`ViewsConfig`).
+VIEW_RECIPES = ("symmetric", "dino")
+
+
 @dataclass
 class ViewsConfig:
     """The augmented views shared by every objective that asks for them (made on the device).
 
     ``global`` views are random resized crops at the image size, ``local`` views smaller crops
-    (DINO's multi-crop). Photometric augmentations apply to both; for ``shapes`` remember that
-    colour jitter and grayscale make the colour factor a nuisance the model learns to ignore.
+    (DINO's multi-crop); a crop covers a fraction ``*_scale`` of the image with an aspect ratio
+    (width / height) log-uniform in ``*_ratio``. Photometric augmentations apply to both; for
+    ``shapes`` remember that colour jitter and grayscale make the colour factor a nuisance the model
+    learns to ignore.
+
+    ``recipe`` says which crop gets which augmentation. ``symmetric``: every crop gets the same
+    pipeline -- flip, colour jitter, grayscale, blur and solarize with the probabilities below.
+    ``dino``: DINO's per-crop recipe (Caron et al. 2021) -- the first global crop always blurred,
+    the second blurred with p 0.1 and solarized with p 0.2, local crops blurred with p 0.5 -- in
+    place of ``blur`` and ``solarize``; flip, jitter, grayscale and every strength still apply.
+
+    Strengths (torchvision's ``ColorJitter`` convention): brightness, contrast and saturation
+    factors uniform in ``[max(0, 1 - s), 1 + s]``, a hue shift uniform in ``[-hue, hue]`` turns;
+    blur sigma uniform in ``blur_sigma`` pixels. The defaults are DINO's and BYOL's.
     """
 
     global_crops: int = 2
     global_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])
+    global_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
     local_crops: int = 4
     local_size: Union[int, None] = None  # None: half the image size, rounded to the patch size
     local_scale: list[float] = field(default_factory=lambda: [0.1, 0.4])
+    local_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    recipe: str = "symmetric"  # symmetric | dino
     flip: float = 0.5
     jitter: float = 0.8
     grayscale: float = 0.2
-    blur: float = 0.2
-    solarize: float = 0.0
+    blur: float = 0.2  # unused by recipe: dino (it sets blur per crop)
+    solarize: float = 0.0  # unused by recipe: dino (it sets solarize per crop)
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
 
 
 @dataclass

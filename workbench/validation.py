@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from .config import DiagnosticsConfig, RunConfig
+from .config import VIEW_RECIPES, DiagnosticsConfig, RunConfig
 from .errors import ConfigError
 
 PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
@@ -124,8 +124,21 @@ def _validate_objectives(config: RunConfig) -> None:
     for key in ("global_scale", "local_scale"):
         lo_hi = getattr(v, key)
         _check(len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1] <= 1, f"views.{key}", lo_hi, "[low, high] with 0 < low <= high <= 1")
+    ratio = "aspect ratios (width / height), e.g. [0.75, 1.333]"
+    for key, what in (("global_ratio", ratio), ("local_ratio", ratio),
+                      ("blur_sigma", "sigmas in pixels, e.g. [0.1, 2.0]")):
+        lo_hi = getattr(v, key)
+        _check(len(lo_hi) == 2 and all(map(_number, lo_hi)) and 0 < lo_hi[0] <= lo_hi[1], f"views.{key}", lo_hi,
+               f"[low, high] with 0 < low <= high: {what}")
+    _check(v.recipe in VIEW_RECIPES, "views.recipe", v.recipe,
+           "'symmetric' (every crop the same augmentations) or 'dino' (DINO's per-crop blur and solarize)")
     for key in ("flip", "jitter", "grayscale", "blur", "solarize"):
         _check(0.0 <= getattr(v, key) <= 1.0, f"views.{key}", getattr(v, key), "a probability in [0, 1]")
+    for key in ("brightness", "contrast", "saturation"):
+        _check(_number(getattr(v, key)) and getattr(v, key) >= 0, f"views.{key}", getattr(v, key),
+               "a jitter strength >= 0 (factors uniform in [max(0, 1 - s), 1 + s]; 0 turns it off)")
+    _check(_number(v.hue) and 0 <= v.hue <= 0.5, "views.hue", v.hue,
+           "a hue shift in [0, 0.5] turns (shifts uniform in [-hue, hue]; 0 turns it off)")
     # Build every objective once on a stand-in context: what only construction can check (mask
     # sizes against the patch grid, parameter choices, schedules) fails here, before any write.
     channels, side = image_shape(config.data)

@@ -2,7 +2,7 @@
 
 Every function here takes a whole batch (``B x C x H x W`` float images in ``[0, 1]``, ``C`` = 1 or
 3) and draws *per-sample* randomness from a ``torch.Generator`` living on the images' device. There
-is no Python loop over images -- only over a handful of crops, ops or target blocks -- so a batch of
+is no Python loop over images -- only over a handful of crops or ops -- so a batch of
 views costs a few kernel launches on a GPU and never waits for a CPU data loader. Given the
 generator state every output is deterministic; outputs stay in ``[0, 1]``.
 
@@ -16,30 +16,33 @@ they occur:
 * colour jitter applies its four ops in a fixed order (brightness, contrast, saturation, hue)
   instead of a random permutation per call.
 
-Masks for token-dropping objectives live here too: MAE's per-sample random masking and I-JEPA's
-multi-block masks, both as patch indices in the row-major patch order of :mod:`workbench.models.vit`
-(``VisionTransformer.forward(images, keep=...)``).
+Token masks (MAE, I-JEPA) live in :mod:`workbench.masks`; the generator and the argument checks
+both share in :mod:`workbench.randomness`. ``config_*`` functions turn a run's ``views`` settings
+(:class:`~workbench.config.ViewsConfig`) into crops: the one place training, diagnostics and the
+benchmarks make them.
 
 Typical use::
 
-    g = make_generator(0, images.device)
+    g = make_generator(0, images.device)  # from workbench.randomness
     g1, g2, loc = dino_specs()
     globals_, locals_ = multi_crop(images, g, local_crops=4, global_specs=[g1, g2], local_spec=loc)
-    keep, masked, mask = random_patch_mask(len(images), vit.num_patches, 0.75, g, images.device)
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .config import VIEW_RECIPES
+from .randomness import check_interval, check_prob, uniform
+
 __all__ = [
     "LUMA",
-    "make_generator",
+    "DEFAULT_RATIO",
     "default_kernel_size",
     "sample_crop_boxes",
     "resized_crop",
@@ -53,10 +56,11 @@ __all__ = [
     "augment",
     "dino_specs",
     "multi_crop",
-    "random_patch_mask",
-    "sample_block_masks",
-    "block_mask_sizes",
-    "block_masks",
+    "config_augment_spec",
+    "config_crop_specs",
+    "config_local_size",
+    "config_multi_crop",
+    "config_global_view",
 ]
 
 #: ITU-R 601-2 luma weights, as torchvision's ``rgb_to_grayscale`` (and PIL's ``convert("L")``).
@@ -64,36 +68,7 @@ LUMA = (0.2989, 0.587, 0.114)
 
 
 # --------------------------------------------------------------------------------------------------
-# randomness and argument helpers
-
-
-def make_generator(seed: int, device: torch.device | str | None = None) -> torch.Generator:
-    """A seeded generator on ``device`` (default CPU); pass it to every function of this module.
-
-    A CUDA tensor can only be drawn from a CUDA generator, so the generator must live where the
-    images are.
-    """
-    generator = torch.Generator(device=torch.device(device) if device is not None else "cpu")
-    generator.manual_seed(int(seed))
-    return generator
-
-
-def _device(device, generator: torch.Generator | None) -> torch.device:
-    """The device to draw on: the one given, else the generator's, else CPU; checks they agree."""
-    if device is None:
-        return generator.device if generator is not None else torch.device("cpu")
-    device = torch.device(device)
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"the generator is on {generator.device} but the tensors are on {device}; "
-            f"create it with make_generator(seed, {str(device)!r})"
-        )
-    return device
-
-
-def _rand(shape, generator, device) -> torch.Tensor:
-    """Uniform [0, 1) float32 numbers on ``device`` (float32 whatever the image dtype, for exactness)."""
-    return torch.rand(shape, generator=generator, device=_device(device, generator), dtype=torch.float32)
+# argument helpers
 
 
 def _check_images(images: torch.Tensor) -> None:
@@ -102,28 +77,9 @@ def _check_images(images: torch.Tensor) -> None:
         raise ValueError(f"expected float images of shape B x C x H x W with values in [0, 1], got {got}")
 
 
-def _check_prob(p: float, name: str) -> float:
-    if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"{name}={p!r} is invalid: a probability must lie in [0, 1]")
-    return float(p)
-
-
-def _check_interval(value, name: str, low: float = 0.0, high: float = math.inf, open_low: bool = True):
-    """A (min, max) pair with low < min <= max <= high (``low`` itself allowed when not open_low)."""
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is invalid: expected a pair (min, max)") from None
-    below = lo <= low if open_low else lo < low
-    if below or hi > high or lo > hi:
-        bound = "(" if open_low else "["
-        raise ValueError(f"{name}={value!r} is invalid: need min <= max within {bound}{low}, {high}]")
-    return lo, hi
-
-
 def _applied(batch: int, p: float, generator, device) -> torch.Tensor:
     """B x 1 x 1 x 1 booleans: which samples an op with probability ``p`` touches."""
-    return (_rand(batch, generator, device) < p).view(batch, 1, 1, 1)
+    return (uniform(batch, generator, device) < p).view(batch, 1, 1, 1)
 
 
 def _select(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -158,12 +114,12 @@ def sample_crop_boxes(
     would move the area fraction by several percent, and :func:`resized_crop` samples sub-pixel
     boxes anyway.
     """
-    scale = _check_interval(scale, "scale", 0.0, 1.0)
-    ratio = _check_interval(ratio, "ratio")
+    scale = check_interval(scale, "scale", 0.0, 1.0)
+    ratio = check_interval(ratio, "ratio")
     if batch < 0 or height < 1 or width < 1:
         raise ValueError(f"need batch >= 0 and a positive image size, got batch={batch}, {height} x {width}")
     attempts = 10
-    u = _rand((batch, attempts + 1, 2), generator, device)  # 10 x (scale, ratio), then the offsets
+    u = uniform((batch, attempts + 1, 2), generator, device)  # 10 x (scale, ratio), then the offsets
     area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:, :attempts, 0])
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, :attempts, 1])
@@ -255,7 +211,7 @@ def random_resized_crop(
 def random_flip(images: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
     """Horizontal flip of each sample with probability ``p`` (``RandomHorizontalFlip``)."""
     _check_images(images)
-    if _check_prob(p, "p") == 0.0:
+    if check_prob(p, "p") == 0.0:
         return images
     return _select(_applied(len(images), p, generator, images.device), images.flip(-1), images)
 
@@ -315,7 +271,7 @@ def _jitter_range(value, name: str, center: float, bound: float | None = None) -
         if bound is None:
             lo = max(lo, 0.0)
     else:
-        lo, hi = _check_interval(value, name, -math.inf, math.inf)
+        lo, hi = check_interval(value, name, -math.inf, math.inf)
     if bound is not None and not (-bound <= lo <= hi <= bound):
         raise ValueError(f"{name}={value!r} is invalid: the range must lie within [{-bound}, {bound}]")
     if bound is None and lo < 0:
@@ -348,9 +304,9 @@ def color_jitter(
         _jitter_range(saturation, "saturation", 1.0),
         _jitter_range(hue, "hue", 0.0, bound=0.5),
     )
-    if _check_prob(p, "p") == 0.0 or all(r is None for r in ranges):
+    if check_prob(p, "p") == 0.0 or all(r is None for r in ranges):
         return images
-    u = _rand((len(images), 5), generator, images.device)  # apply?, then one factor per op
+    u = uniform((len(images), 5), generator, images.device)  # apply?, then one factor per op
     factors = [None if r is None else r[0] + (r[1] - r[0]) * u[:, i + 1] for i, r in enumerate(ranges)]
     b, c, s, h = factors
     rgb = images.shape[1] == 3
@@ -369,7 +325,7 @@ def color_jitter(
 def random_grayscale(images: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
     """``RandomGrayscale(p)``: ITU-R 601-2 luma copied to all three channels; 1-channel images pass."""
     _check_images(images)
-    if _check_prob(p, "p") == 0.0 or images.shape[1] == 1:
+    if check_prob(p, "p") == 0.0 or images.shape[1] == 1:
         return images
     gray = _grayscale(images).expand_as(images)
     return _select(_applied(len(images), p, generator, images.device), gray, images)
@@ -416,7 +372,7 @@ def gaussian_blur(
     32 px image that is 3 taps, which keeps a sigma of 2 from wiping out a tiny image.
     """
     _check_images(images)
-    lo, hi = _check_interval(sigma, "sigma")
+    lo, hi = check_interval(sigma, "sigma")
     if kernel_size is None:
         kernel_size = default_kernel_size(*images.shape[-2:])
     if kernel_size < 1 or kernel_size % 2 == 0 or kernel_size // 2 >= min(images.shape[-2:]):
@@ -424,9 +380,9 @@ def gaussian_blur(
             f"kernel_size={kernel_size} is invalid: it must be odd and smaller than twice the image side "
             f"({min(images.shape[-2:])}) for reflect padding"
         )
-    if _check_prob(p, "p") == 0.0:
+    if check_prob(p, "p") == 0.0:
         return images
-    u = _rand((len(images), 2), generator, images.device)
+    u = uniform((len(images), 2), generator, images.device)
     blurred = _blur(images, lo + (hi - lo) * u[:, 1], kernel_size)
     return _select((u[:, 0] < p).view(-1, 1, 1, 1), blurred, images)
 
@@ -437,7 +393,7 @@ def solarize(
     """``RandomSolarize(threshold, p)``: invert the pixels ``>= threshold`` (DINO: PIL's
     ``ImageOps.solarize`` at 128 of 255, i.e. 0.5 here)."""
     _check_images(images)
-    if _check_prob(p, "p") == 0.0:
+    if check_prob(p, "p") == 0.0:
         return images
     selected = _applied(len(images), p, generator, images.device) & (images >= threshold)
     return _select(selected, 1 - images, images)
@@ -468,8 +424,8 @@ class AugmentSpec:
 
     def __post_init__(self):
         for name in ("flip", "jitter", "grayscale", "blur", "solarize"):
-            _check_prob(getattr(self, name), f"AugmentSpec.{name}")
-        self.blur_sigma = _check_interval(self.blur_sigma, "AugmentSpec.blur_sigma")
+            check_prob(getattr(self, name), f"AugmentSpec.{name}")
+        self.blur_sigma = check_interval(self.blur_sigma, "AugmentSpec.blur_sigma")
         _jitter_range(self.brightness, "AugmentSpec.brightness", 1.0)
         _jitter_range(self.contrast, "AugmentSpec.contrast", 1.0)
         _jitter_range(self.saturation, "AugmentSpec.saturation", 1.0)
@@ -487,31 +443,38 @@ def augment(images: torch.Tensor, spec: AugmentSpec, generator: torch.Generator 
     return solarize(images, spec.solarize, generator=generator)
 
 
-def dino_specs(blur_sigma: tuple[float, float] = (0.1, 2.0)) -> tuple[AugmentSpec, AugmentSpec, AugmentSpec]:
-    """DINO's asymmetric recipe as ``(global_1, global_2, local)``.
+def dino_specs(base: AugmentSpec | None = None) -> tuple[AugmentSpec, AugmentSpec, AugmentSpec]:
+    """DINO's asymmetric recipe (Caron et al. 2021) as ``(global_1, global_2, local)``.
 
     Global crop 1 is always blurred, global crop 2 rarely (0.1) but solarized with p 0.2, local
-    crops blurred with p 0.5; all share flip 0.5, jitter (0.4, 0.4, 0.2, 0.1) @ 0.8, grayscale 0.2.
-    Sized for small images by the blur kernel (10% of the side, see :func:`default_kernel_size`);
-    pass a smaller ``blur_sigma`` to soften blur further. Use as
+    crops blurred with p 0.5 and never solarized. Everything else -- flip, colour jitter and its
+    strengths, grayscale, the blur sigmas -- comes from ``base`` (default :class:`AugmentSpec` (),
+    DINO's shared part: flip 0.5, jitter (0.4, 0.4, 0.2, 0.1) @ 0.8, grayscale 0.2, sigma 0.1-2);
+    only ``base.blur`` and ``base.solarize`` are replaced. Sized for small images by the blur kernel
+    (10% of the side, see :func:`default_kernel_size`). Use as
     ``g1, g2, local = dino_specs(); multi_crop(x, global_specs=[g1, g2], local_spec=local, ...)``.
     """
+    base = AugmentSpec() if base is None else base
     return (
-        AugmentSpec(blur=1.0, blur_sigma=blur_sigma),
-        AugmentSpec(blur=0.1, blur_sigma=blur_sigma, solarize=0.2),
-        AugmentSpec(blur=0.5, blur_sigma=blur_sigma),
+        dataclasses.replace(base, blur=1.0, solarize=0.0),
+        dataclasses.replace(base, blur=0.1, solarize=0.2),
+        dataclasses.replace(base, blur=0.5, solarize=0.0),
     )
 
 
-def _crops(images, count, size, scale, generator) -> list[torch.Tensor]:
+def _crops(images, count, size, scale, ratio, generator) -> list[torch.Tensor]:
     """``count`` random resized crops of every image: a list of ``B x C x size x size`` tensors.
 
     The boxes of all crops are drawn in one call; each crop is one ``grid_sample`` over the batch.
     """
     b, _, height, width = images.shape
-    boxes = sample_crop_boxes(count * b, height, width, scale, generator=generator, device=images.device)
+    boxes = sample_crop_boxes(count * b, height, width, scale, ratio, generator=generator, device=images.device)
     grids = _crop_grid(boxes, size, height, width, images.dtype).split(b)
     return [_sample(images, grid) for grid in grids]
+
+
+#: torchvision's ``RandomResizedCrop`` aspect-ratio range (width / height), DINO's for every crop.
+DEFAULT_RATIO = (3 / 4, 4 / 3)
 
 
 def multi_crop(
@@ -521,9 +484,11 @@ def multi_crop(
     global_crops: int = 2,
     global_size: int | None = None,
     global_scale: tuple[float, float] = (0.4, 1.0),
+    global_ratio: tuple[float, float] = DEFAULT_RATIO,
     local_crops: int = 0,
     local_size: int | None = None,
     local_scale: tuple[float, float] = (0.05, 0.4),
+    local_ratio: tuple[float, float] = DEFAULT_RATIO,
     global_specs: list[AugmentSpec] | None = None,
     local_spec: AugmentSpec | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -531,10 +496,12 @@ def multi_crop(
 
     Global crops cover ``global_scale`` of the image (DINO: 0.4-1) at ``global_size`` (default: the
     input side); local crops ``local_scale`` (0.05-0.4) at ``local_size`` (default: half the input
-    side). Crop ``i`` of the globals gets ``global_specs[i % len(global_specs)]`` (default
-    :class:`AugmentSpec` ()); every local crop gets ``local_spec``. Returns ``(globals, locals)``, lists
-    of ``B x C x size x size`` tensors. The boxes of all crops of one kind are drawn at once, and the
-    locals share one augmentation call over ``local_crops * B`` images.
+    side); a crop's aspect ratio (width / height) is log-uniform in ``global_ratio`` or
+    ``local_ratio`` (torchvision's 3/4-4/3). Crop ``i`` of the globals gets
+    ``global_specs[i % len(global_specs)]`` (default :class:`AugmentSpec` ()); every local crop gets
+    ``local_spec``. Returns ``(globals, locals)``, lists of ``B x C x size x size`` tensors. The
+    boxes of all crops of one kind are drawn at once, and the locals share one augmentation call
+    over ``local_crops * B`` images.
     """
     _check_images(images)
     if global_crops < 0 or local_crops < 0:
@@ -550,11 +517,11 @@ def multi_crop(
 
     globals_: list[torch.Tensor] = []
     if global_crops:
-        crops = _crops(images, global_crops, global_size, global_scale, generator)
+        crops = _crops(images, global_crops, global_size, global_scale, global_ratio, generator)
         globals_ = [augment(crop, global_specs[i % len(global_specs)], generator) for i, crop in enumerate(crops)]
     locals_: list[torch.Tensor] = []
     if local_crops:
-        crops = torch.cat(_crops(images, local_crops, local_size, local_scale, generator))
+        crops = torch.cat(_crops(images, local_crops, local_size, local_scale, local_ratio, generator))
         locals_ = list(augment(crops, local_spec, generator).split(b))
     return globals_, locals_
 
@@ -562,12 +529,33 @@ def multi_crop(
 # --------------------------------------------------------------------------------------------------
 # the views of a run's config (``RunConfig.views``): training, diagnostics and the benchmarks
 
-
 def config_augment_spec(views_config) -> AugmentSpec:
-    """The flip + photometric pipeline a :class:`~workbench.config.ViewsConfig` asks for (jitter
-    strengths and blur sigmas at :class:`AugmentSpec`'s defaults)."""
+    """The flip + photometric pipeline of a :class:`~workbench.config.ViewsConfig`'s probability and
+    strength fields: what every crop gets under ``recipe: symmetric``, and the base of
+    ``recipe: dino``."""
     v = views_config
-    return AugmentSpec(flip=v.flip, jitter=v.jitter, grayscale=v.grayscale, blur=v.blur, solarize=v.solarize)
+    return AugmentSpec(
+        flip=v.flip, jitter=v.jitter, brightness=v.brightness, contrast=v.contrast, saturation=v.saturation,
+        hue=v.hue, grayscale=v.grayscale, blur=v.blur, blur_sigma=tuple(v.blur_sigma), solarize=v.solarize,
+    )
+
+
+def config_crop_specs(views_config) -> tuple[list[AugmentSpec], AugmentSpec]:
+    """``(global_specs, local_spec)`` of a run's ``views.recipe``: global crop ``i`` gets
+    ``global_specs[i % len(global_specs)]``, every local crop ``local_spec``.
+
+    ``symmetric``: one :func:`config_augment_spec` for every crop. ``dino``: :func:`dino_specs` of
+    it -- the first global crop always blurred, the second blurred with p 0.1 and solarized with
+    p 0.2, local crops blurred with p 0.5 -- so ``views.blur`` and ``views.solarize`` are unused
+    while every other field applies. ValueError for another recipe.
+    """
+    spec = config_augment_spec(views_config)
+    if views_config.recipe == "symmetric":
+        return [spec], spec
+    if views_config.recipe == "dino":
+        first, second, local = dino_specs(spec)
+        return [first, second], local
+    raise ValueError(f"views.recipe={views_config.recipe!r} is invalid: one of {', '.join(VIEW_RECIPES)}")
 
 
 def config_local_size(views_config, image_size: int, patch_size: int) -> int:
@@ -579,303 +567,27 @@ def config_local_size(views_config, image_size: int, patch_size: int) -> int:
 def config_multi_crop(images: torch.Tensor, generator: torch.Generator | None, views_config, patch_size: int,
                       local: bool = True) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """:func:`multi_crop` with a run's ``views`` settings: ``global_crops`` at the image size and,
-    when ``local``, ``local_crops`` at :func:`config_local_size`; one spec for every crop."""
+    when ``local``, ``local_crops`` at :func:`config_local_size`, each with its scale and aspect
+    ranges and the specs of :func:`config_crop_specs`."""
     v, side = views_config, images.shape[-1]  # datasets hold square images: the side is the image size
-    spec = config_augment_spec(v)
+    global_specs, local_spec = config_crop_specs(v)
     return multi_crop(
         images, generator, global_crops=v.global_crops, global_size=side, global_scale=tuple(v.global_scale),
-        local_crops=v.local_crops if local else 0, local_size=config_local_size(v, side, patch_size),
-        local_scale=tuple(v.local_scale), global_specs=[spec] * v.global_crops, local_spec=spec,
+        global_ratio=tuple(v.global_ratio), local_crops=v.local_crops if local else 0,
+        local_size=config_local_size(v, side, patch_size), local_scale=tuple(v.local_scale),
+        local_ratio=tuple(v.local_ratio), global_specs=global_specs, local_spec=local_spec,
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# token masks
-
-
-def random_patch_mask(
-    batch: int,
-    num_patches: int,
-    ratio: float,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """MAE's per-sample random masking: argsort of uniform noise, the first ``K`` patches kept.
-
-    ``K = round(N (1 - ratio))``, at least 1. Returns ``keep`` (``B x K``), ``masked``
-    (``B x (N - K)``), both sorted ascending (row-major patch indices, for
-    ``VisionTransformer.forward(keep=...)``), and ``mask`` (``B x N`` bool, True = hidden).
-    """
-    ratio = _check_prob(ratio, "ratio")
-    if num_patches < 1:
-        raise ValueError(f"num_patches={num_patches} is invalid: need at least one patch")
-    keep_count = max(1, int(round(num_patches * (1.0 - ratio))))
-    noise = _rand((batch, num_patches), generator, device)
-    order = noise.argsort(dim=1)
-    keep = order[:, :keep_count].sort(dim=1).values
-    masked = order[:, keep_count:].sort(dim=1).values
-    mask = torch.ones(batch, num_patches, dtype=torch.bool, device=noise.device)
-    mask.scatter_(1, keep, False)
-    return keep, masked, mask
-
-
-def _block_shape(scale: torch.Tensor, aspect: torch.Tensor, rows: int, cols: int):
-    """Integer block height and width for an area fraction and an aspect (height / width, I-JEPA's
-    convention): ``h = round(sqrt(A * aspect))``, then ``w = round(A / h)`` so that ``h * w`` is as
-    close to the requested area as whole patches allow (on an 8 x 8 grid that matters)."""
-    area = scale * (rows * cols)
-    h = torch.round(torch.sqrt(area * aspect)).clamp(1, rows)
-    w = torch.round(area / h).clamp(1, cols)
-    return h, w
-
-
-def _host_block_shape(scale: float, aspect: float, rows: int, cols: int) -> tuple[int, int]:
-    """:func:`_block_shape` on Python numbers (``round`` rounds half to even, as ``torch.round``)."""
-    area = scale * rows * cols
-    h = min(max(round(math.sqrt(area * aspect)), 1), rows)
-    return h, min(max(round(area / h), 1), cols)
-
-
-def _block(top, left, h, w, rows: int, cols: int) -> torch.Tensor:
-    """Boolean ``... x rows*cols`` masks of the rectangles ``[top, top+h) x [left, left+w)``."""
-    r = torch.arange(rows, device=top.device, dtype=top.dtype)
-    c = torch.arange(cols, device=top.device, dtype=top.dtype)
-    in_rows = (r >= top.unsqueeze(-1)) & (r < (top + h).unsqueeze(-1))
-    in_cols = (c >= left.unsqueeze(-1)) & (c < (left + w).unsqueeze(-1))
-    return (in_rows.unsqueeze(-1) & in_cols.unsqueeze(-2)).flatten(-2)
-
-
-def _place(u_top, u_left, h, w, rows: int, cols: int):
-    """Uniform top-left corner of an ``h x w`` block inside the grid (every position possible)."""
-    top = torch.minimum(torch.floor(u_top * (rows - h + 1)), rows - h)
-    left = torch.minimum(torch.floor(u_left * (cols - w + 1)), cols - w)
-    return top, left
-
-
-def sample_block_masks(
-    batch: int,
-    grid: int | tuple[int, int],
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-    *,
-    num_targets: int = 4,
-    target_scale: tuple[float, float] = (0.15, 0.2),
-    target_aspect: tuple[float, float] = (0.75, 1.5),
-    context_scale: tuple[float, float] = (0.85, 1.0),
-    context_aspect: tuple[float, float] = (1.0, 1.0),
-    min_keep: int = 4,
-    shared_shape: bool = False,
-    min_target: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """I-JEPA's multi-block masks as boolean grids, before the batch truncation of :func:`block_masks`.
-
-    Returns ``context`` (``B x N`` bool) and ``targets`` (``B x num_targets x N`` bool, each an
-    axis-aligned rectangle of the ``rows x cols`` grid, N = rows * cols, row-major).
-
-    Per sample, ``num_targets`` target blocks (area fraction uniform in ``target_scale``, aspect
-    h / w uniform in ``target_aspect``, uniform position; targets may overlap each other, as in the
-    official collator) and one context block (``context_scale``, ``context_aspect``); the context is
-    that block minus every target patch. ``shared_shape=True`` draws one target shape and one context
-    shape for the whole call, as the official ``MaskCollator`` does per batch (then targets all have
-    the same size); the default draws shapes per sample.
-
-    Guaranteeing ``context >= min_keep`` (and every target ``>= min_target`` patches): 10 candidate
-    configurations are drawn per sample at once and the first that satisfies both is used (the
-    official collator retries in a loop; this is the same rejection, vectorised). A sample whose 10
-    candidates all fail keeps its first candidate's positions but shrinks every target to the
-    smallest shape (``target_scale`` low end) and grows the context to the largest (``context_scale``
-    high end), which by the checks below always satisfies both. ValueError when even that cannot
-    work.
-    """
-    rows, cols = (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
-    if rows < 2 or cols < 2:
-        raise ValueError(f"grid={grid!r} is too small for block masks: need at least 2 x 2 patches")
-    if num_targets < 1:
-        raise ValueError(f"num_targets={num_targets} is invalid: need at least one target block")
-    if min_keep < 1:
-        raise ValueError(f"min_keep={min_keep} is invalid: the context needs at least one patch")
-    target_scale = _check_interval(target_scale, "target_scale", 0.0, 1.0)
-    context_scale = _check_interval(context_scale, "context_scale", 0.0, 1.0)
-    target_aspect = _check_interval(target_aspect, "target_aspect")
-    context_aspect = _check_interval(context_aspect, "context_aspect")
-
-    # Fallback shapes, computed with Python numbers: the feasibility check reads nothing back from
-    # the device.
-    small_h, small_w = _host_block_shape(target_scale[0], math.sqrt(target_aspect[0] * target_aspect[1]), rows, cols)
-    large_h, large_w = _host_block_shape(context_scale[1], math.sqrt(context_aspect[0] * context_aspect[1]), rows, cols)
-    worst = large_h * large_w - num_targets * small_h * small_w
-    if worst < min_keep:
-        raise ValueError(
-            f"block masks cannot fit a {rows} x {cols} grid: a context block of at most "
-            f"{large_h} x {large_w} patches minus {num_targets} target blocks of at least "
-            f"{small_h} x {small_w} can leave {worst} < min_keep={min_keep} context patches; "
-            f"use fewer or smaller targets (num_targets, target_scale), a larger context_scale or a smaller min_keep"
-        )
-    if small_h * small_w < min_target:
-        raise ValueError(
-            f"min_target={min_target} is invalid: the smallest target shape on a {rows} x {cols} grid is "
-            f"{small_h} x {small_w} = {small_h * small_w} patches (target_scale low end); use at most that"
-        )
-
-    device = _device(device, generator)
-    candidates, blocks = 10, num_targets + 1  # blocks: the targets, then the context
-    u = _rand((batch, candidates, blocks, 4), generator, device)  # scale, aspect, top, left
-    if shared_shape:  # one target shape (the official collator's p_size) and one context shape
-        shapes = _rand((1, 1, 2, 2), generator, device)
-        shapes = torch.cat([shapes[:, :, :1].expand(-1, -1, num_targets, -1), shapes[:, :, 1:]], dim=2)
-        u = torch.cat([shapes.expand(batch, candidates, -1, -1), u[..., 2:]], dim=-1)
-    # Per-block ranges (targets, then the context) made on the device from Python numbers: a
-    # torch.tensor of them would be a blocking host-to-device copy on every call.
-    is_context = torch.arange(blocks, device=device) == num_targets
-
-    def per_block(target_value: float, context_value: float) -> torch.Tensor:
-        return torch.where(is_context, float(context_value), float(target_value))
-
-    lo_s, hi_s = per_block(target_scale[0], context_scale[0]), per_block(target_scale[1], context_scale[1])
-    lo_a, hi_a = per_block(target_aspect[0], context_aspect[0]), per_block(target_aspect[1], context_aspect[1])
-    h, w = _block_shape(lo_s + (hi_s - lo_s) * u[..., 0], lo_a + (hi_a - lo_a) * u[..., 1], rows, cols)
-    context, targets = _blocks(u[..., 2], u[..., 3], h, w, rows, cols, num_targets)
-
-    ok = context.sum(dim=-1) >= min_keep  # B x candidates
-    if min_target > 1:
-        ok &= (h[..., :num_targets] * w[..., :num_targets]).amin(dim=-1) >= min_target
-    first = ok.to(torch.uint8).argmax(dim=1)  # the first valid candidate
-    index = torch.arange(batch, device=device)
-    context, targets = context[index, first], targets[index, first]
-
-    # Samples without a valid candidate: candidate 0's positions with the fallback shapes.
-    fb_h, fb_w = per_block(small_h, large_h), per_block(small_w, large_w)
-    fb_context, fb_targets = _blocks(u[:, 0, :, 2], u[:, 0, :, 3], fb_h, fb_w, rows, cols, num_targets)
-    failed = ~ok.any(dim=1)
-    context = torch.where(failed[:, None], fb_context, context)
-    targets = torch.where(failed[:, None, None], fb_targets, targets)
-    return context, targets
-
-
-def _blocks(u_top, u_left, h, w, rows: int, cols: int, num_targets: int):
-    """Context and target masks of ``... x (T + 1)`` blocks (targets first, context last) of shapes
-    ``h x w``, placed by the uniforms ``u_top``, ``u_left``: ``(... x N, ... x T x N)``."""
-    top, left = _place(u_top, u_left, h, w, rows, cols)
-    blocks = _block(top, left, h, w, rows, cols)
-    targets = blocks[..., :num_targets, :]
-    return blocks[..., num_targets, :] & ~targets.any(dim=-2), targets
-
-
-def _random_subset(mask: torch.Tensor, count: int, generator) -> torch.Tensor:
-    """``... x count`` sorted indices of a uniformly random subset of each row's True entries
-    (every row must hold at least ``count``)."""
-    key = torch.where(mask, _rand(mask.shape, generator, mask.device), torch.full_like(mask, 2.0, dtype=torch.float32))
-    return key.argsort(dim=-1)[..., :count].sort(dim=-1).values
-
-
-def block_mask_sizes(
-    grid: int | tuple[int, int],
-    *,
-    num_targets: int = 4,
-    target_scale: tuple[float, float] = (0.15, 0.2),
-    target_aspect: tuple[float, float] = (0.75, 1.5),
-    context_scale: tuple[float, float] = (0.85, 1.0),
-    context_aspect: tuple[float, float] = (1.0, 1.0),
-    min_keep: int = 4,
-) -> tuple[int, int]:
-    """``(context_keep, target_keep)``: how many context patches and patches per target block
-    :func:`block_masks` returns for these parameters (whatever the batch, seed or device).
-
-    A batch of masked forwards needs one token count per batch. Reading the counts of the drawn
-    masks back from the device would stall the step (a host synchronisation), so the counts are fixed
-    in advance from the parameters alone:
-
-    * ``target_keep`` is the smallest target block the shape distribution can produce (the
-      minimum of ``h * w`` over a dense grid of area fractions and aspects, never above the
-      smallest shape at the geometric-mean aspect). Larger blocks are cut to it, as the official
-      collator cuts every block to the batch's smallest.
-    * ``context_keep`` is the 1st percentile of the context size (context block minus the targets)
-      over 1,024 draws with a fixed seed, at least ``min_keep`` and at most what the fallback of
-      :func:`sample_block_masks` guarantees. Candidates with a smaller context are rejected like
-      those below ``min_keep`` (about 1% of draws; a sample rarely needs its second candidate).
-      With ``shared_shape`` the same sizes apply (a sample's shape follows the same distribution).
-
-    The plan costs a fraction of a second on the CPU and is cached per parameter set; objectives call it
-    once when they are built. Example: the paper's values on an 8 x 8 grid give ``(17, 8)`` -- area
-    fractions 0.15-0.2 of 64 patches are 9.6-12.8, and the aspect 1.5 end turns 9.6 into a 4 x 2
-    block.
-    """
-    rows, cols = (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
-    pairs = (
-        _check_interval(target_scale, "target_scale", 0.0, 1.0), _check_interval(target_aspect, "target_aspect"),
-        _check_interval(context_scale, "context_scale", 0.0, 1.0), _check_interval(context_aspect, "context_aspect"),
-    )  # plain float pairs: one cache entry per parameter set, however they were spelled
-    return _block_mask_sizes(rows, cols, int(num_targets), *pairs, int(min_keep))
-
-
-@functools.lru_cache(maxsize=64)
-def _block_mask_sizes(rows, cols, num_targets, target_scale, target_aspect, context_scale, context_aspect, min_keep):
-    grid = (rows, cols)
-    # Validation (and the fallback guarantee) first: sample_block_masks raises for impossible
-    # parameters before drawing anything.
-    sample_block_masks(0, grid, num_targets=num_targets, target_scale=target_scale, target_aspect=target_aspect,
-                       context_scale=context_scale, context_aspect=context_aspect, min_keep=min_keep)
-    lo_s, hi_s = target_scale
-    lo_a, hi_a = target_aspect
-    u = torch.linspace(0.0, 1.0, 513)
-    h, w = _block_shape((lo_s + (hi_s - lo_s) * u).view(-1, 1), (lo_a + (hi_a - lo_a) * u).view(1, -1), rows, cols)
-    small = _host_block_shape(lo_s, math.sqrt(lo_a * hi_a), rows, cols)
-    target_keep = min(int((h * w).min()), small[0] * small[1])
-
-    large = _host_block_shape(context_scale[1], math.sqrt(context_aspect[0] * context_aspect[1]), rows, cols)
-    guaranteed = large[0] * large[1] - num_targets * small[0] * small[1]
-    draws = 1024
-    context, _ = sample_block_masks(
-        draws, grid, make_generator(0), num_targets=num_targets, target_scale=target_scale,
-        target_aspect=target_aspect, context_scale=context_scale, context_aspect=context_aspect,
-        min_keep=min_keep, min_target=target_keep,
+def config_global_view(images: torch.Tensor, generator: torch.Generator | None, views_config,
+                       index: int = 0) -> torch.Tensor:
+    """One global crop of every image with a run's ``views`` settings, augmented as global crop
+    ``index`` of :func:`config_multi_crop` is (its spec under ``views.recipe``): a ``B x C x H x W``
+    tensor at the image size. For views made one at a time (the diagnostics' augmented pairs)."""
+    v = views_config
+    global_specs, _ = config_crop_specs(v)
+    (crop,), _ = multi_crop(
+        images, generator, global_crops=1, global_size=images.shape[-1], global_scale=tuple(v.global_scale),
+        global_ratio=tuple(v.global_ratio), local_crops=0, global_specs=[global_specs[index % len(global_specs)]],
     )
-    percentile = int(context.sum(dim=-1).kthvalue(max(1, draws // 100)).values)
-    return min(max(min_keep, percentile), guaranteed), target_keep
-
-
-def block_masks(
-    batch: int,
-    grid: int | tuple[int, int],
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-    *,
-    num_targets: int = 4,
-    target_scale: tuple[float, float] = (0.15, 0.2),
-    target_aspect: tuple[float, float] = (0.75, 1.5),
-    context_scale: tuple[float, float] = (0.85, 1.0),
-    context_aspect: tuple[float, float] = (1.0, 1.0),
-    min_keep: int = 4,
-    shared_shape: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """I-JEPA context and target indices (Assran et al. 2023; defaults are the paper's values).
-
-    Returns ``context_keep`` (``B x Kc`` long, sorted; for ``VisionTransformer.forward(keep=...)``)
-    and ``targets`` (``B x num_targets x Kt`` long, each row sorted). Blocks come from
-    :func:`sample_block_masks` (see there for the sampling and the ``min_keep`` guarantee). To batch
-    them, as the official collator does, every context is cut to ``Kc`` patches and every target
-    block to ``Kt`` patches, keeping a uniformly random subset (the official collator keeps the
-    first indices, biasing the cut to the block's top rows). ``Kc`` and ``Kt`` come from
-    :func:`block_mask_sizes` -- fixed by the parameters, not by the draw (the official collator
-    takes the batch's smallest counts, which on a GPU would cost a host synchronisation per step);
-    ``Kc >= min_keep`` and ``Kt >= 1`` always. Nothing is read back from the device.
-    """
-    context_keep, target_keep = block_mask_sizes(
-        grid, num_targets=num_targets, target_scale=target_scale, target_aspect=target_aspect,
-        context_scale=context_scale, context_aspect=context_aspect, min_keep=min_keep,
-    )
-    context, targets = sample_block_masks(
-        batch,
-        grid,
-        generator,
-        device,
-        num_targets=num_targets,
-        target_scale=target_scale,
-        target_aspect=target_aspect,
-        context_scale=context_scale,
-        context_aspect=context_aspect,
-        min_keep=context_keep,
-        shared_shape=shared_shape,
-        min_target=target_keep,
-    )
-    return _random_subset(context, context_keep, generator), _random_subset(targets, target_keep, generator)
+    return crop

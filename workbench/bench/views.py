@@ -2,10 +2,11 @@
 
 Both sides make the views the ``dino`` preset trains on, from the same uint8 images, with the same
 parameters (``config.views``): ``global_crops`` random resized crops at the image size (scale
-``global_scale``) and ``local_crops`` at the local size (``local_scale``), each followed by a
-horizontal flip, colour jitter (0.4, 0.4, 0.2, 0.1) applied with probability ``jitter``, grayscale,
-Gaussian blur (sigma 0.1-2, kernel about 10% of the side) and solarisation with their
-probabilities.
+``global_scale``, aspect ``global_ratio``) and ``local_crops`` at the local size (``local_scale``,
+``local_ratio``), each followed by a horizontal flip, colour jitter at the ``views`` strengths
+applied with probability ``jitter``, grayscale, Gaussian blur (sigma ``blur_sigma``, kernel about
+10% of the side) and solarisation, with each crop's probabilities under ``views.recipe``
+(:func:`workbench.views.config_crop_specs`).
 
 * **batched**: :func:`workbench.views.multi_crop` on a whole batch on the training device (what
   the module runs every step).
@@ -28,7 +29,8 @@ import torch
 def batched_throughput(images: torch.Tensor, views_config, patch_size: int, batch_size: int, batches: int,
                        device: torch.device) -> float:
     """Images per second of :func:`multi_crop` on ``batch_size``-image batches on ``device``."""
-    from ..views import config_multi_crop, make_generator
+    from ..randomness import make_generator
+    from ..views import config_multi_crop
 
     images = images.to(device)
     generator = make_generator(0, device)
@@ -57,16 +59,17 @@ class PerSampleViews(torch.utils.data.Dataset):
     def __init__(self, images: torch.Tensor, views_config, patch_size: int):
         from torchvision.transforms import v2
 
-        from ..views import config_augment_spec, config_local_size, default_kernel_size
+        from ..views import config_crop_specs, config_local_size, default_kernel_size
 
         self.images = images
-        v, spec = views_config, config_augment_spec(views_config)
+        v = views_config
+        global_specs, local_spec = config_crop_specs(views_config)
         side = images.shape[-1]
 
-        def pipeline(size: int, scale) -> v2.Compose:
+        def pipeline(size: int, scale, ratio, spec) -> v2.Compose:
             return v2.Compose([
                 v2.ToDtype(torch.float32, scale=True),
-                v2.RandomResizedCrop(size, scale=tuple(scale)),
+                v2.RandomResizedCrop(size, scale=tuple(scale), ratio=tuple(ratio)),
                 v2.RandomHorizontalFlip(spec.flip),
                 v2.RandomApply([v2.ColorJitter(spec.brightness, spec.contrast, spec.saturation, spec.hue)], p=spec.jitter),
                 v2.RandomGrayscale(spec.grayscale),
@@ -76,8 +79,9 @@ class PerSampleViews(torch.utils.data.Dataset):
             ])
 
         small = config_local_size(v, side, patch_size)
-        self.transforms = ([pipeline(side, v.global_scale)] * v.global_crops
-                           + [pipeline(small, v.local_scale)] * v.local_crops)
+        self.transforms = ([pipeline(side, v.global_scale, v.global_ratio, global_specs[i % len(global_specs)])
+                            for i in range(v.global_crops)]
+                           + [pipeline(small, v.local_scale, v.local_ratio, local_spec)] * v.local_crops)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
-from ..views import block_mask_sizes, block_masks
+from ..masks import BlockMaskSpec, block_mask_sizes, block_masks
 from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs
 from .heads import MaskedPredictor, gather_tokens
@@ -47,9 +47,10 @@ class IJEPAObjective(Objective):
         # The mask sizes are fixed by the parameters (so a step never reads counts back from the
         # device); plan them now, once, rather than inside the first training step.
         try:
-            block_mask_sizes(context.grid, num_targets=p["num_targets"], target_scale=p["target_scale"],
-                             target_aspect=p["target_aspect"], context_scale=p["context_scale"],
-                             min_keep=p["min_keep"])
+            self.mask_spec = BlockMaskSpec(num_targets=p["num_targets"], target_scale=p["target_scale"],
+                                           target_aspect=p["target_aspect"], context_scale=p["context_scale"],
+                                           min_keep=p["min_keep"])
+            block_mask_sizes(context.grid, self.mask_spec)
         except ValueError as exc:
             raise ConfigError(f"objectives.{name}.params", p, str(exc)) from None
         self.predictor = MaskedPredictor(context.width, context.width, context.grid, p["predictor_width"],
@@ -60,13 +61,8 @@ class IJEPAObjective(Objective):
         return Needs(views=(), teacher_views=("clean",), masked="clean")
 
     def make_mask(self, batch_size: int, inputs: StepInputs) -> Mask:
-        p = self.params
-        context, targets = block_masks(
-            batch_size, self.context.grid, inputs.sample_generator, inputs.views["clean"].device,
-            num_targets=p["num_targets"], target_scale=tuple(p["target_scale"]),
-            target_aspect=tuple(p["target_aspect"]), context_scale=tuple(p["context_scale"]),
-            min_keep=p["min_keep"],
-        )
+        context, targets = block_masks(batch_size, self.context.grid, inputs.sample_generator,
+                                       inputs.views["clean"].device, spec=self.mask_spec)
         return Mask(keep=context, targets=targets)
 
     def forward(self, inputs: StepInputs) -> ObjectiveOutput:

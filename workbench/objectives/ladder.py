@@ -8,7 +8,7 @@ from torch import nn
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
-from ..views import random_patch_mask
+from ..masks import random_patch_mask
 from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
 from .heads import MaskedPredictor, gather_tokens

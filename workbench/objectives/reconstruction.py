@@ -10,7 +10,8 @@ from torch import nn
 
 from ..config import ObjectiveConfig
 from ..losses import patchify, pixel_targets
-from ..views import gaussian_blur, random_patch_mask
+from ..masks import random_patch_mask
+from ..views import gaussian_blur
 from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
 from .heads import MaskedPredictor, default_hidden, gather_tokens, mlp

@@ -316,10 +316,9 @@ class DiagnosticsCallback(Callback):
         """
         if not hasattr(module, "make_views"):
             return None
-        from ..views import config_augment_spec, multi_crop
+        from ..views import config_global_view
 
         v = module.config.views
-        spec = config_augment_spec(v)
         n, w, r, size = images.shape[0], world_size(), rank(), self.VIEW_CHUNK
         chunks = -(-n // size)
         share = -(-chunks // w)  # chunks per rank
@@ -328,8 +327,7 @@ class DiagnosticsCallback(Callback):
             generator = torch.Generator(device=images.device).manual_seed(self.seed + 12345 + k * 1_000_003)
             x = images[k * size : (k + 1) * size].float() / 255.0
             for view in range(2):
-                (crop,), _ = multi_crop(x, generator, global_crops=1, global_size=x.shape[-1],
-                                        global_scale=tuple(v.global_scale), local_crops=0, global_specs=[spec])
+                crop = config_global_view(x, generator, v, view)  # augmented as the run's global crop `view`
                 pooled, _ = layer_embeddings(module, (crop * 255).round().to(torch.uint8), self.config.pools)
                 parts[view].append(pooled)
         out = []
