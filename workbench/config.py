@@ -221,6 +221,7 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     enable_progress_bar: bool = False
     compile: bool = False  # torch.compile the backbone
+    loggers: list[str] = field(default_factory=lambda: ["csv"])  # csv always runs; + tensorboard, wandb, mlflow
 
 
 @dataclass
@@ -386,7 +387,7 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
 
 # Fields that name, place or display a run without changing what it learns: two runs that differ
 # only here are the same experiment.
-PLACEMENT_FIELDS = ("name", "runs_dir", "trainer.enable_progress_bar")
+PLACEMENT_FIELDS = ("name", "runs_dir", "trainer.enable_progress_bar", "trainer.loggers")
 # ... and runs that differ only in these are seeds of one experiment.
 SEED_FIELDS = (*PLACEMENT_FIELDS, "seed")
 

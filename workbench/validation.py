@@ -15,6 +15,8 @@ from .errors import ConfigError
 PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
+# trainer.loggers: each name and the package it needs (None: the workbench's own dependencies)
+LOGGERS = {"csv": None, "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 def _check(ok: bool, field: str, value: object, allowed: str) -> None:
@@ -96,6 +98,24 @@ def validate_config(config: RunConfig) -> None:
     _check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, "an integer >= 1")
     _check(t.check_val_every_n_epoch >= 1, "trainer.check_val_every_n_epoch", t.check_val_every_n_epoch,
            "an integer >= 1")
+    check_loggers(t.loggers)
+
+
+def check_loggers(names: list[str]) -> None:
+    """``trainer.loggers``: distinct known names, each with its package importable (not imported here)."""
+    import importlib.util
+
+    _check(all(n in LOGGERS for n in names) and len(set(names)) == len(names), "trainer.loggers", names,
+           f"a list of distinct names from {', '.join(LOGGERS)} (csv always runs, listed or not)")
+    for name in names:
+        _check(LOGGERS[name] is None or importlib.util.find_spec(LOGGERS[name]) is not None, "trainer.loggers", names,
+               missing_tracker(name))
+
+
+def missing_tracker(name: str) -> str:
+    """What to do when the package of the ``name`` logger is missing."""
+    return (f"the {name} logger needs the {LOGGERS[name]} package: pip install {LOGGERS[name]} "
+            f"(or pip install 'workbench[trackers]'), or remove {name} from trainer.loggers")
 
 
 def _validate_objectives(config: RunConfig) -> None:

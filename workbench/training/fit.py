@@ -22,8 +22,9 @@ from ..presets import make_config
 from ..runs import Run, create_run_dir, write_config, write_summary
 from ..validation import validate_config
 from .checkpointing import LastCheckpoint
-from .csv_logger import AtomicCSVLogger, keep_rows_before
+from .csv_logger import keep_rows_before
 from .diagnostics_callback import DiagnosticsCallback, keep_epochs_until
+from .loggers import build_loggers, finish_trackers, tracker_callbacks
 from .module import WorkbenchModule
 
 
@@ -124,12 +125,13 @@ def fit(
     t = config.trainer
     checkpoint = LastCheckpoint(run_dir / "checkpoints")
     diagnostics = DiagnosticsCallback(run_dir, config.diagnostics, config.seed) if config.diagnostics.enabled else None
+    loggers = build_loggers(config, run_dir)  # metrics.csv first, then the trackers of trainer.loggers
     trainer = L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, limit_train_batches=t.limit_train_batches,
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=resolve_precision(config),
-        logger=AtomicCSVLogger(save_dir=run_dir.parent, name=run_dir.name, version=""),
-        callbacks=[checkpoint, *([diagnostics] if diagnostics else []), *callbacks], default_root_dir=run_dir, enable_checkpointing=False,
+        logger=loggers,
+        callbacks=[checkpoint, *([diagnostics] if diagnostics else []), *tracker_callbacks(loggers, run_dir), *callbacks], default_root_dir=run_dir, enable_checkpointing=False,
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         enable_progress_bar=t.enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         gradient_clip_val=config.optim.grad_clip,
@@ -140,6 +142,7 @@ def fit(
     # caller made (torchrun scripts) is left alone.
     owns_group = not (dist.is_available() and dist.is_initialized())
     start = time.perf_counter()
+    failed = True
     try:
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
@@ -162,7 +165,9 @@ def fit(
             })
         # every rank returns rank 0's directory (a launched rank's environment can be from an earlier fit)
         run_path = Path(trainer.strategy.broadcast(str(run_dir), src=0))
+        failed = False
     finally:
+        finish_trackers(loggers, failed)
         if owns_group and dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return Run(run_path)
