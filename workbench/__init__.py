@@ -6,6 +6,7 @@
 """
 
 from . import data, figures
+from .analysis.analyze import analyze
 from .config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainerConfig
 from .errors import ConfigError, DataError, NonFiniteLossError, WorkbenchError
 from .models.vit import VisionTransformer, ViTOutput
@@ -20,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError", "DataConfig", "DataError", "ModelConfig", "NonFiniteLossError", "ObjectiveConfig",
     "OptimConfig", "PRESETS", "Run", "RunConfig", "TrainerConfig", "ViTOutput", "VisionTransformer",
-    "WorkbenchError", "compare_runs", "fit", "list_runs", "load_run", "make_config",
+    "WorkbenchError", "analyze", "compare_runs", "fit", "list_runs", "load_run", "make_config",
 ]

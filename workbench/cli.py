@@ -35,6 +35,24 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from .analysis.analyze import analyze
+    from .config import parse_override
+    from .errors import ConfigError
+
+    sources = [flag for flag, value in (("--timm", args.timm), ("--run", args.run)) if value]
+    if len(sources) > 1 or not (sources or args.checkpoint):
+        raise ConfigError("--timm", args.timm, "one model: --timm NAME (with --checkpoint FILE for local weights), "
+                                               "--run RUN_DIR, or --checkpoint FILE of a workbench run")
+    model_kwargs = dict(parse_override(a) for a in args.model_arg or [])
+    run = analyze(args.timm, args.data, run=args.run, checkpoint=args.checkpoint, pretrained=args.pretrained,
+                  model_kwargs=model_kwargs or None, image_size=args.image_size, overrides=args.set or [],
+                  name=args.name or "", runs_dir=args.runs_dir, out=args.out, cache_dir=args.data_dir,
+                  device=args.device, batch_size=args.batch_size)
+    print(run.path)
+    return 0
+
+
 def _runs(args: argparse.Namespace) -> int:
     from .runs import list_runs
 
@@ -101,6 +119,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its checkpoints/last.ckpt "
                    "(only --set trainer.max_epochs / trainer.max_steps are allowed)")
     p.set_defaults(func=_fit)
+
+    p = sub.add_parser("analyze", help="per-layer diagnostics of a timm ViT or a workbench run; print its directory")
+    p.add_argument("--timm", metavar="NAME", help="a timm model, e.g. vit_tiny_patch16_224 (randomly initialised "
+                   "unless --pretrained or --checkpoint)")
+    p.add_argument("--checkpoint", metavar="FILE", help="weights: a state dict for --timm (torch.save or .safetensors), "
+                   "or alone a workbench run's checkpoints/last.ckpt")
+    p.add_argument("--run", metavar="RUN_DIR", help="a workbench run directory: its checkpoints/last.ckpt, on its own data")
+    p.add_argument("--pretrained", action="store_true", help="timm's pretrained weights (downloads: needs internet)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="argument of timm.create_model, e.g. img_size=64 (repeatable)")
+    p.add_argument("--data", help="dataset name (default: shapes at the model's input size; a run's own data for --run)")
+    p.add_argument("--image-size", type=int, help="input side (default: the model's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="data.*, diagnostics.* or views.* setting, or seed, e.g. data.probe_size=1000 (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="the directory to write (must not exist); default: --runs-dir/--name")
+    p.add_argument("--name", help="the directory's name under --runs-dir (default: analyze-<model>-<data>-<time>)")
+    p.add_argument("--runs-dir", default="runs", help="where the directory goes (default: runs)")
+    p.add_argument("--data-dir", default="data", help="where generated datasets (shapes) are cached (default: data)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
+    p.set_defaults(func=_analyze)
+
+    p = sub.add_parser("report", help="one self-contained HTML page of one run or several (no network, no kernel)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories; several add the comparison figures")
+    p.add_argument("--out", default="report.html", help="the page to write (default: report.html)")
+    p.add_argument("--pool", default="mean", choices=("mean", "cls"), help="embedding of the per-layer figures")
+    p.add_argument("--points", type=int, default=1000, help="probe images the layer explorer lays out (default: 1000)")
+    p.add_argument("--no-explorer", action="store_true", help="leave out the layer explorer (no UMAP layouts)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("runs", help="list run directories")
     p.add_argument("--runs-dir", default="runs")

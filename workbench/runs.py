@@ -8,6 +8,10 @@
       embeddings/epoch=NNN.npz   per-layer probe embeddings, spectra, labels, factors, ids
       checkpoints/last.ckpt  the latest checkpoint
 
+An analysis of a model trained elsewhere (:func:`workbench.analysis.analyze.analyze`) writes the
+same files but ``metrics.csv`` and ``checkpoints/`` (it trains nothing), and ``analysis.yaml``:
+what was analysed (:attr:`Run.analysis`).
+
 Files the workbench writes itself are written atomically (temp file + rename).
 """
 
@@ -26,6 +30,8 @@ import pandas as pd
 from .atomic import atomic_write_text
 from .config import RunConfig
 from .errors import ConfigError
+
+ANALYSIS_FILE = "analysis.yaml"  # in an analysis directory: the model, weights and preprocessing analysed
 
 # ---- names of the arrays in embeddings/epoch=NNN.npz -------------------------------------------
 
@@ -74,6 +80,15 @@ class Run:
     @property
     def config(self) -> RunConfig:
         return RunConfig.from_yaml(self.path / "config.yaml")
+
+    @property
+    def analysis(self) -> "dict[str, Any] | None":
+        """What an analysis directory analysed (``analysis.yaml``: the model's source and weights, which
+        tokens each layer is, the preprocessing); ``None`` for a training run."""
+        import yaml
+
+        path = self.path / ANALYSIS_FILE
+        return yaml.safe_load(path.read_text()) if path.is_file() else None
 
     @property
     def metrics(self) -> pd.DataFrame:

@@ -88,6 +88,16 @@ def _no_training_logged(run: Run) -> go.Figure:
     return fig
 
 
+def _nothing_trained(run: Run) -> go.Figure:
+    """The loss panel of an analysis directory (``analysis.yaml``): its model was trained elsewhere."""
+    fig = go.Figure()
+    fig.add_annotation(text=f"{run.name} analyses a model trained elsewhere (see its analysis.yaml):<br>"
+                            "no loss was logged here", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font=dict(size=13))
+    fig.update_layout(title=f"Loss terms per objective: {run.name}", height=380)
+    return fig
+
+
 def loss_curves(run: Run | str, smooth: int = 1) -> go.Figure:
     """Every loss term of every objective against the step: one panel per objective.
 
@@ -103,11 +113,14 @@ def loss_curves(run: Run | str, smooth: int = 1) -> go.Figure:
 
     smooth: a rolling mean over this many logged training points (validation values and schedules are
     never smoothed). A run that logged no training step (fewer steps than
-    ``trainer.log_every_n_steps``) gets its validation losses and a note saying so.
+    ``trainer.log_every_n_steps``) gets its validation losses and a note saying so; an analysis
+    directory (:func:`workbench.analysis.analyze.analyze`: nothing trained) a note saying that.
     """
     if smooth < 1:
         raise ConfigError("smooth", smooth, "a whole number >= 1 (1: no smoothing)")
     run = as_run(run)
+    if run.analysis is not None and run.metrics.empty:
+        return _nothing_trained(run)
     m = _metrics_or_raise(run)
     if "train/loss" not in m:
         return _no_training_logged(run)

@@ -31,7 +31,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..atomic import atomic_open
-from ..config import DiagnosticsConfig
+from ..config import DiagnosticsConfig, ViewsConfig
 from ..data.base import Factor, ImageSet
 from ..diagnostics.geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
 from ..diagnostics.probes import coherence, factor_decodability, knn_accuracy, linear_probe, region_context
@@ -225,10 +225,11 @@ class DiagnosticsCallback(Callback):
     # images per chunk of augmented views: the unit of work of a rank, and of a seeded generator
     VIEW_CHUNK = 1024
 
-    def __init__(self, run_dir: str | Path, config: DiagnosticsConfig, seed: int = 0):
+    def __init__(self, run_dir: str | Path, config: DiagnosticsConfig, seed: int = 0, batch_size: int = 256):
         self.run_dir = Path(run_dir)
         self.config = config
         self.seed = seed
+        self.batch_size = batch_size  # images per forward pass of the probe set and of the views
         self.done: set[int] = set()
         self.seconds = 0.0
 
@@ -236,23 +237,37 @@ class DiagnosticsCallback(Callback):
         if epoch in self.done:
             return
         self.done.add(epoch)
+        data = trainer.datamodule
+        view_config = module.config.views if hasattr(module, "make_views") else None
+        self.measure(module, data.splits["probe"], data.data.classes, data.data.factors, epoch, view_config,
+                     write=trainer.is_global_zero)
+
+    def measure(self, module: torch.nn.Module, probe: ImageSet, classes: Sequence[str], specs: Sequence[Factor],
+                epoch: int, view_config: ViewsConfig | None = None, write: bool = True) -> None:
+        """One diagnostics pass: embed ``probe`` at every layer, compute every metric, and (with
+        ``write``) append the rows to ``diagnostics.csv`` and save ``embeddings/epoch=NNN.npz`` (and
+        the probe set itself, once).
+
+        ``module(uint8 images)`` returns a :class:`~workbench.models.vit.ViTOutput` (a
+        ``WorkbenchModule`` during training; :class:`~workbench.models.adapters.LayerwiseModel` for
+        any other model, :func:`workbench.analysis.analyze.analyze`). ``view_config``: the
+        augmentations of the two views behind invariance, alignment and LiDAR (``None``: no views).
+        """
         start = time.perf_counter()
-        probe: ImageSet = trainer.datamodule.splits["probe"]
-        specs = trainer.datamodule.data.factors
         c = self.config
         pooled, tokens, widths = self._embed(module, probe.images)
         subset = subsample_indices(len(probe), c.max_samples, self.seed)
         view_images = probe.images if subset is None else probe.images[subset.to(probe.images.device)]
-        views = self._two_views(module, view_images, widths)
+        views = self._two_views(module, view_images, widths, view_config)
         if pooled is not None:  # rank 0 (or the only process): it holds everything gathered
             with local_only():  # no collective from here: the other ranks are already at the barrier
                 rows = self._rows(epoch, pooled, tokens, views, probe, specs)
-            if trainer.is_global_zero:
+            if write:
                 append_rows(self.run_dir / "diagnostics.csv", rows)
                 if c.save_embeddings:
                     self._save_embeddings(epoch, pooled, probe)
                     if not (self.run_dir / "embeddings" / "probe.npz").is_file():
-                        save_probe(self.run_dir / "embeddings", probe, trainer.datamodule.data.classes, specs)
+                        save_probe(self.run_dir / "embeddings", probe, classes, specs)
         del pooled, views
         barrier()
         self.seconds += time.perf_counter() - start
@@ -297,15 +312,18 @@ class DiagnosticsCallback(Callback):
         share = -(-n // w)
         rows = torch.arange(r * share, (r + 1) * share, device=images.device).clamp_max(n - 1)
         mine = images if w == 1 else images[rows]
-        local, tokens = layer_embeddings(module, mine, c.pools, token_images=c.token_images if r == 0 else 0)
+        local, tokens = layer_embeddings(module, mine, c.pools, self.batch_size,
+                                         token_images=c.token_images if r == 0 else 0)
         if r == 0 and min(c.token_images, n) > share:  # the token sample reaches past rank 0's share
-            _, more = layer_embeddings(module, images[share : c.token_images], (), token_images=c.token_images)
+            _, more = layer_embeddings(module, images[share : c.token_images], (), self.batch_size,
+                                       token_images=c.token_images)
             tokens = {layer: torch.cat([t, more[layer]]) for layer, t in tokens.items()}
         widths = {key: z.shape[1] for key, z in local.items()}
         return _gather_trim(local, n), tokens, widths
 
     @torch.no_grad()
-    def _two_views(self, module: L.LightningModule, images: torch.Tensor, widths: dict):
+    def _two_views(self, module: L.LightningModule, images: torch.Tensor, widths: dict,
+                   view_config: ViewsConfig | None):
         """Pooled embeddings of two augmented views of every given image (rank 0; ``None`` elsewhere).
 
         The images are cut into chunks of ``VIEW_CHUNK``; chunk k is augmented with its own generator
@@ -314,11 +332,11 @@ class DiagnosticsCallback(Callback):
         (augmentation buffers stay bounded whatever the probe size); missing rows are zero-padded
         (hence ``widths``) for the gather and cut off after it.
         """
-        if not hasattr(module, "make_views"):
+        if view_config is None:
             return None
         from ..views import config_global_view
 
-        v = module.config.views
+        v = view_config
         n, w, r, size = images.shape[0], world_size(), rank(), self.VIEW_CHUNK
         chunks = -(-n // size)
         share = -(-chunks // w)  # chunks per rank
@@ -328,7 +346,8 @@ class DiagnosticsCallback(Callback):
             x = images[k * size : (k + 1) * size].float() / 255.0
             for view in range(2):
                 crop = config_global_view(x, generator, v, view)  # augmented as the run's global crop `view`
-                pooled, _ = layer_embeddings(module, (crop * 255).round().to(torch.uint8), self.config.pools)
+                pooled, _ = layer_embeddings(module, (crop * 255).round().to(torch.uint8), self.config.pools,
+                                             self.batch_size)
                 parts[view].append(pooled)
         out = []
         for view_parts in parts:
