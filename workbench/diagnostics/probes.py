@@ -340,7 +340,8 @@ def factor_decodability(z: torch.Tensor, factors: torch.Tensor, specs: Sequence[
 def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind: str = "categorical",
               min_per_context: int = 20, seed: int = 0, *, test_fraction: float = 0.3,
               weight_decay: float = 1e-4, steps: int = 200, ridge: float = 1e-3,
-              max_train: int = 10000, solver: str = "lbfgs") -> dict[str, float]:
+              max_train: int = 10000, solver: str = "lbfgs", splits: int = 2,
+              permutations: int = 2) -> dict[str, float]:
     """Coherence (or fracture) of a concept across contexts: do per-context probes agree?
 
     The essays' "coherence and reuse" made measurable (DESIGN.md, "Diagnostics"). The samples are
@@ -362,7 +363,31 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
 
     Contexts with fewer than ``min_per_context`` samples, and contexts whose probe has no direction
     (the target is constant in the training split, or the embedding is constant there, so the
-    weights stay exactly 0) are skipped: they enter neither ``cosine`` nor ``accuracy``. Returns:
+    weights stay exactly 0) are skipped: they enter neither ``cosine`` nor ``accuracy``.
+
+    A probe trained on a few samples estimates its direction with noise, so even one shared
+    direction gives a ``cosine`` well below 1 on a small probe set. Two reference points put the
+    raw number on a scale:
+
+    * the *ceiling* -- the same probe trained on two disjoint random halves of one context's
+      training split: the cosine between the two half-probes is what perfect agreement looks like
+      at that sample size (averaged over contexts and over ``splits`` random halvings);
+    * the *floor* -- ``cosine`` recomputed after permuting the target within each context's
+      training split (averaged over ``permutations`` permutations): the agreement of probes that
+      carry no information about the target. A probe fitted to a permuted target favours no
+      direction, so the floor is 0 up to chance for any embedding; how far from 0 it lands shows
+      how large chance agreement is with these contexts, samples and dimensions (it spreads more
+      with fewer contexts, and in an embedding whose variance sits in few directions). A fractured
+      concept scores at the floor, not necessarily at 0.
+
+    ``normalised`` compares like with like: the mean cosine between half-probes of *different*
+    contexts divided by the ceiling (half-probes of the *same* context), both at the same sample
+    size, so the estimation noise divides out. Dividing the full-split ``cosine`` by the half-split
+    ceiling instead would overshoot 1, and extrapolating the ceiling to the full split
+    (Spearman-Brown) assumes the probe's error shrinks as 1 / n, which fails when the samples per
+    context are not many more than the dimensions.
+
+    Returns:
 
     * ``cosine``: the mean pairwise cosine between the per-context unit directions. The absolute
       value is NOT taken: a flipped direction reads the concept backwards -- a different concept
@@ -372,9 +397,19 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
       ``min_per_context`` or use a coarser context).
     * ``accuracy``: the mean held-out accuracy (or R^2) of the per-context probes (NaN if none).
     * ``contexts``: the number of contexts used (as a float).
+    * ``ceiling``: the mean within-context split-half cosine (NaN with ``splits=0`` or when no
+      context's halves both have a direction).
+    * ``normalised``: near 1 for one shared direction whatever the sample size, near 0 for
+      independent ones, negative for flipped ones; NaN when the ceiling is not positive (the
+      probes are noise) or fewer than two contexts have both halves.
+    * ``floor``: the permutation floor, on the scale of ``cosine`` (``floor / ceiling`` puts it on
+      the scale of ``normalised``); NaN with ``permutations=0``.
     """
     if kind not in ("categorical", "continuous"):
         raise ValueError(f"kind must be 'categorical' or 'continuous', got {kind!r}")
+    for name, value in (("splits", splits), ("permutations", permutations)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     x = _check_z(z)
     device = x.device
     n = x.shape[0]
@@ -388,6 +423,46 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
     else:
         target = target.to(torch.float32)
 
+    def direction(xc: torch.Tensor, tc: torch.Tensor, train_idx: torch.Tensor,
+                  test_idx: torch.Tensor | None = None) -> tuple[torch.Tensor | None, float]:
+        """The unit direction of a probe trained on ``train_idx`` of one context (None when it has
+        none) and its held-out score on ``test_idx`` (NaN without one)."""
+        mean, std = _standardiser(xc[train_idx])
+        xs = (xc - mean) / std
+        score = math.nan
+        if kind == "categorical":
+            y_train = tc[train_idx]
+            if int(y_train.min()) == int(y_train.max()):
+                return None, score
+            w, b = _fit_linear(xs[train_idx], y_train, 2, solver, weight_decay, steps, ridge)
+            if test_idx is not None:
+                pred = (xs[test_idx] @ w.T + b).argmax(1)
+                score = float((pred == tc[test_idx]).float().mean())
+            d = (w[1] - w[0]) / std
+        else:
+            with torch.no_grad():
+                y_train = tc[train_idx]
+                if float(y_train.max() - y_train.min()) <= 0.0:
+                    return None, score
+                sdev = _solve_device(device)
+                xs64 = xs.to(sdev, torch.float64)
+                t64 = tc.to(sdev, torch.float64)
+                tr = train_idx.to(sdev)
+                w64, b64 = _ridge(xs64[tr], t64[tr], ridge)
+                if test_idx is not None:
+                    te = test_idx.to(sdev)
+                    t_test = t64[te]
+                    sst = float(((t_test - t_test.mean()) ** 2).sum())
+                    sse = float(((xs64[te] @ w64 + b64 - t_test) ** 2).sum())
+                    score = 1.0 - sse / sst if sst > 0 else math.nan
+                d = w64.to(device, torch.float32) / std
+        norm = d.norm()
+        if not torch.isfinite(norm) or float(norm) == 0.0:
+            return None, score
+        return (d / norm).detach(), score
+
+    # the usable contexts: their samples and the seeded training / test split of each
+    groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     directions: list[torch.Tensor] = []
     scores: list[float] = []
     with _plain_math(device):
@@ -397,47 +472,61 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
                 continue
             xc, tc = x[members], target[members]
             train_idx, test_idx = _split(members.numel(), test_fraction, seed, max_train, device)
-            mean, std = _standardiser(xc[train_idx])
-            xs = (xc - mean) / std
-            if kind == "categorical":
-                y_train = tc[train_idx]
-                if int(y_train.min()) == int(y_train.max()):
-                    continue
-                w, b = _fit_linear(xs[train_idx], y_train, 2, solver, weight_decay, steps, ridge)
-                pred = (xs[test_idx] @ w.T + b).argmax(1)
-                score = float((pred == tc[test_idx]).float().mean())
-                direction = (w[1] - w[0]) / std
-            else:
-                with torch.no_grad():
-                    y_train = tc[train_idx]
-                    if float(y_train.max() - y_train.min()) <= 0.0:
-                        continue
-                    sdev = _solve_device(device)
-                    xs64 = xs.to(sdev, torch.float64)
-                    t64 = tc.to(sdev, torch.float64)
-                    tr, te = train_idx.to(sdev), test_idx.to(sdev)
-                    w64, b64 = _ridge(xs64[tr], t64[tr], ridge)
-                    t_test = t64[te]
-                    sst = float(((t_test - t_test.mean()) ** 2).sum())
-                    sse = float(((xs64[te] @ w64 + b64 - t_test) ** 2).sum())
-                    score = 1.0 - sse / sst if sst > 0 else math.nan
-                    direction = w64.to(device, torch.float32) / std
-            norm = direction.norm()
-            if not torch.isfinite(norm) or float(norm) == 0.0:
+            d, score = direction(xc, tc, train_idx, test_idx)
+            if d is None:
                 continue
-            directions.append((direction / norm).detach())
+            groups.append((xc, tc, train_idx, test_idx))
+            directions.append(d)
             scores.append(score)
 
-    m = len(directions)
-    if m >= 2:
-        d = torch.stack(directions).double()
-        gram = d @ d.T
-        cosine = float((gram.sum() - gram.diagonal().sum()) / (m * (m - 1)))
-    else:
-        cosine = math.nan
+        # Halvings and permutations come from one seeded CPU generator, drawn in a fixed order:
+        # the same numbers on every device.
+        g = torch.Generator().manual_seed(int(seed))
+        within: list[float] = []
+        across: list[float] = []
+        for _ in range(splits):
+            halves: list[tuple[torch.Tensor, torch.Tensor]] = []  # (context, 2 x D) of this halving
+            for i, (xc, tc, train_idx, _) in enumerate(groups):
+                perm = torch.randperm(train_idx.numel(), generator=g).to(device)
+                half = train_idx.numel() // 2
+                if half < 2:
+                    continue
+                a, _ = direction(xc, tc, train_idx[perm[:half]])
+                b, _ = direction(xc, tc, train_idx[perm[half:2 * half]])
+                if a is not None and b is not None:
+                    halves.append((i, torch.stack([a, b]).double()))
+            within += [float(h[0] @ h[1]) for _, h in halves]
+            # every half of one context against every half of another (4 pairs per pair of contexts)
+            across += [float((h1 @ h2.T).mean()) for k, (_, h1) in enumerate(halves) for _, h2 in halves[k + 1:]]
+        floors: list[float] = []
+        for _ in range(permutations):
+            shuffled = []
+            for xc, tc, train_idx, _ in groups:
+                perm = torch.randperm(train_idx.numel(), generator=g).to(device)
+                tp = tc.clone()
+                tp[train_idx] = tc[train_idx[perm]]
+                d, _ = direction(xc, tp, train_idx)
+                if d is not None:
+                    shuffled.append(d)
+            if len(shuffled) >= 2:
+                floors.append(_mean_pairwise_cosine(shuffled))
+
+    cosine = _mean_pairwise_cosine(directions) if len(directions) >= 2 else math.nan
     finite = [s for s in scores if not math.isnan(s)]
     accuracy = sum(finite) / len(finite) if finite else math.nan
-    return {"cosine": cosine, "accuracy": accuracy, "contexts": float(m)}
+    ceiling = sum(within) / len(within) if within else math.nan
+    normalised = (sum(across) / len(across)) / ceiling if across and ceiling > 0 else math.nan
+    floor = sum(floors) / len(floors) if floors else math.nan
+    return {"cosine": cosine, "accuracy": accuracy, "contexts": float(len(directions)), "ceiling": ceiling,
+            "normalised": normalised, "floor": floor}
+
+
+def _mean_pairwise_cosine(directions: Sequence[torch.Tensor]) -> float:
+    """Mean cosine over the distinct pairs of unit vectors (float64)."""
+    m = len(directions)
+    d = torch.stack(list(directions)).double()
+    gram = d @ d.T
+    return float((gram.sum() - gram.diagonal().sum()) / (m * (m - 1)))
 
 
 def region_context(positions_x: torch.Tensor, positions_y: torch.Tensor, grid: int = 2) -> torch.Tensor:
