@@ -53,6 +53,15 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .figures.report import write_report
+
+    out = write_report(args.runs, args.out, pool=args.pool, explorer=not args.no_explorer,
+                       layout_points=args.points)
+    print(out)
+    return 0
+
+
 def _runs(args: argparse.Namespace) -> int:
     from .runs import list_runs
 

@@ -13,33 +13,57 @@ from .common import FigureDataError, as_run
 
 
 def training_curves(run: Run, smooth: int = 1) -> go.Figure:
-    """Loss terms (left) and accuracies (right) against the optimisation step.
+    """Loss terms (left), accuracies (middle) and monitors (right) against the optimisation step.
+
+    Monitors (``train/monitor/*``: RankMe, std of the l2-normalised embeddings) and the logged
+    schedules (scheduled weights and parameters, the teacher's momentum) have their own panel: they
+    are not losses, and on the loss axis a RankMe of 20 would flatten every loss near 1. The third
+    panel is left out when the run logged none of them.
 
     Training values are per logged step (optionally a rolling mean over ``smooth`` points);
     validation values are per epoch, drawn as markers at the step where the epoch ended.
     """
     m = run.metrics
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("losses", "accuracy"))
+    columns = sorted(c for c in m.columns if c.startswith(("train/", "val/")) and c != "train/lr")
+    _, schedules = _objective_names(run, m.columns) if not m.empty else ([], {})
+    panel = {column: _curve_panel(column, schedules) for column in columns}
+    titles = ["losses", "accuracy"] + (["monitors and schedules"] if "monitors" in panel.values() else [])
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.07)
     if m.empty:
         return fig
-    columns = [c for c in m.columns if c.startswith(("train/", "val/")) and c != "train/lr"]
-    for column in sorted(columns):
+    col_of = {"losses": 1, "accuracy": 2, "monitors": 3}
+    for column in columns:
         curve = run.curve(column)
         if curve.empty:
             continue
-        is_acc = column.rsplit("/", 1)[-1].startswith("acc")
         is_val = column.startswith("val/")
         y = curve["value"] if is_val or smooth <= 1 else curve["value"].rolling(smooth, min_periods=1).mean()
         fig.add_trace(
             go.Scatter(x=curve["step"], y=y, name=column, mode="lines+markers" if is_val else "lines",
                        line=dict(dash="dot") if is_val else None),
-            row=1, col=2 if is_acc else 1,
+            row=1, col=col_of[panel[column]],
         )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1], row=1, col=2)
+    if len(titles) == 3:
+        fig.update_yaxes(title_text="value", row=1, col=3)
     fig.update_layout(title=f"Training curves: {run.name}", height=380, legend=dict(font_size=10))
     return fig
+
+
+def _curve_panel(column: str, schedules: dict[str, set[str]]) -> str:
+    """Which panel of :func:`training_curves` a ``metrics.csv`` column belongs to: ``accuracy``
+    (a last part starting with ``acc``), ``monitors`` (``train/monitor/*``, the teacher's momentum and
+    every logged schedule of an objective) or ``losses`` (the rest)."""
+    parts = column.split("/")
+    if parts[-1].startswith("acc"):
+        return "accuracy"
+    if column.startswith(("train/monitor/", "train/teacher/")):
+        return "monitors"
+    if len(parts) == 3 and parts[0] == "train" and parts[2] in schedules.get(parts[1], ()):
+        return "monitors"
+    return "losses"
 
 
 def _metrics_or_raise(run: Run):
