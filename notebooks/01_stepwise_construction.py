@@ -15,7 +15,7 @@
 # # 01 · Step-wise construction: which levels of abstraction reach the last layer?
 #
 # **The question.** A network trained end to end is told only what its *last* layer must do; what
-# the intermediate layers build on the way is left to the optimiser. The essays ask whether we can
+# the intermediate layers build on the way is left to the optimiser. The essays behind this workbench ([docs/concepts.md](../docs/concepts.md)) ask whether we can
 # instead *supervise the construction*: put a loss on every layer so that semantics are built step
 # by step, and end with a last layer that still holds every level of abstraction -- colour and
 # texture (low), shape, size and position (mid), the number of objects (high).
@@ -42,7 +42,7 @@
 #   Block $l$ receives gradient from its own head *and* from every head above it.
 # * **Greedy local learning** (InfoPro, blockwise training): the same sum, but the residual stream
 #   is detached between blocks, $h_l = f_l(\mathrm{sg}[h_{l-1}])$, so block $l$ learns only from its
-#   own head. InfoPro (see `REFERENCE.md`) reports that such modules discard task-irrelevant
+#   own head. InfoPro (Wang et al. 2021; [docs/concepts.md](../docs/concepts.md)) reports that such modules discard task-irrelevant
 #   information early ("information collapse").
 # * **Pixel ladder** (LocalMIM): a fraction of the patches is hidden; a light decoder $D_l$ on layer
 #   $l$ predicts the hidden patches of a coarsened image $C_{s_l}(x)$ (average-pooled by $s_l$, then

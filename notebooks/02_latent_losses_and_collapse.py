@@ -15,7 +15,7 @@
 # # 02 · Latent losses and collapse: the toy fails, and the diagnostics show it
 #
 # **The question.** A *latent* loss compares two embeddings instead of an embedding and a target
-# from the data. The simplest one -- the essays' toy -- shows two random crops of an image to one
+# from the data. The simplest one -- the toy of the essays behind this workbench ([docs/concepts.md](../docs/concepts.md)) -- shows two random crops of an image to one
 # encoder and asks their outputs to agree. Nothing in that loss forbids the encoder from giving
 # *every* image the same output, and that is what it learns: the representation **collapses**.
 # Every working latent method adds something that makes collapse expensive. This notebook trains
@@ -52,7 +52,7 @@
 #   + \sum_{i \neq j} C_{ij}^2 / D$: every dimension must vary across the batch, and dimensions must
 #   not copy each other.
 #
-# ### The diagnostics (see `REFERENCE.md`)
+# ### The diagnostics (definitions: [docs/concepts.md](../docs/concepts.md))
 #
 # * **RankMe** $= \exp(-\sum_k p_k \log p_k)$, $p_k = \sigma_k / \sum_j \sigma_j$ over the singular
 #   values of the embeddings of held-out images: 1 when every image maps to one vector, up to the

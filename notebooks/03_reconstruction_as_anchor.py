@@ -18,7 +18,7 @@
 # augmentations change -- colour (jitter, grayscale), position (crops), fine detail (blur) -- the
 # loss teaches the network to *ignore*. That is the point for high-level factors (the shape of an
 # object should not depend on its hue), and a loss for low-level ones: a representation trained
-# only on a latent loss may no longer know the colour or the texture of what it sees. The essays
+# only on a latent loss may no longer know the colour or the texture of what it sees. The essays behind this workbench ([docs/concepts.md](../docs/concepts.md))
 # propose to keep the data space in the objective -- reconstruct pixels -- as an **anchor**: the
 # low-level factors must stay, because the decoder needs them, while the latent loss makes the
 # representation invariant to the augmentations.
@@ -54,7 +54,7 @@
 # The CPU scale therefore reconstructs the image normalised by the dataset's statistics
 # (`NORM_PIX = None` picks `False` on `shapes`, MAE's `True` at the GPU scale).
 #
-# ### How we measure (see `REFERENCE.md`)
+# ### How we measure (definitions: [docs/concepts.md](../docs/concepts.md))
 #
 # * **Factor decodability.** After training, every run embeds a fixed held-out probe set at every
 #   layer; closed-form linear probes read each ground-truth factor of the `shapes` images:

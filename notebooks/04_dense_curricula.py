@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 04 · Dense curricula: should the task get harder as the network learns?
 #
-# **The question.** The essays' companion idea is *dense reconstruction*: learning works when the
+# **The question.** The companion idea of the essays behind this workbench ([docs/concepts.md](../docs/concepts.md)) is *dense reconstruction*: learning works when the
 # task is a ladder of sub-tasks whose difficulty rises smoothly -- noise levels in diffusion, mask
 # ratios in masked modelling, coarse-to-fine targets -- so the learning signal never becomes
 # sparse. A task that is too hard from the first step gives a weak, noisy signal; one that stays
@@ -30,7 +30,7 @@
 #
 # ### The method
 #
-# MAE (He et al. 2022; `REFERENCE.md`) hides a random subset $M$ of the $N$ patches, with
+# MAE (He et al. 2022; [docs/concepts.md](../docs/concepts.md)) hides a random subset $M$ of the $N$ patches, with
 # $|M| = \mathrm{round}(r N)$ for the mask ratio $r$, encodes only the visible ones, and asks a light
 # decoder $D$ to predict the hidden patches' normalised pixels:
 #

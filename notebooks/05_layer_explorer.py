@@ -162,7 +162,7 @@ wb.plots.spectra(run, pool=POOL)
 #
 # A linear probe per layer for the label (black) and for every ground-truth factor (blue: low
 # level, green: mid level, red: high level), scored by accuracy (categorical) or R² (continuous).
-# The essays' goal is a last layer where every level is still readable; a supervised network often
+# The goal of the essays behind this workbench ([docs/concepts.md](../docs/concepts.md)) is a last layer where every level is still readable; a supervised network often
 # keeps the label and drops the rest.
 
 # %%

@@ -1,4 +1,4 @@
-"""The phenomenon behind the workbench: the essays' toy collapses, SIGReg and VICReg do not.
+"""The phenomenon behind the workbench: the toy of docs/concepts.md collapses, SIGReg and VICReg do not.
 
 Acceptance statement: on ``shapes``, within a short CPU run with the same steps and seed for all
 three, ``toy-collapse`` drives the RankMe of the embedding its loss acts on below 2, while

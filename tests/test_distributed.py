@@ -75,17 +75,17 @@ def _cases() -> dict:
 
     cases["sigreg"] = ({"z": randn(BATCH, d, scale=1.5) + 0.3}, ["z"], sigreg)
 
-    def lejepa(x):
-        loss, parts = L.LeJEPALoss(lam=0.3, num_directions=16).forward_parts(
-            [x["v0"], x["v1"], x["v2"]], torch.Generator().manual_seed(7))
-        return {"loss": loss, **parts}
+    def lejepa(x):  # two global views and one local view
+        terms = L.LeJEPALoss(lam=0.3, num_directions=16).terms(
+            [x["v0"], x["v1"], x["v2"]], num_global=2, generator=torch.Generator().manual_seed(7))
+        return {"loss": sum(terms.values()), **terms}
 
     lejepa_in = {f"v{v}": randn(BATCH, d) for v in range(3)}
     cases["lejepa"] = (lejepa_in, list(lejepa_in), lejepa)
 
     def vicreg(x):
-        loss, parts = L.VICRegLoss().forward_parts(x["a"], x["b"])
-        return {"loss": loss, **parts}
+        terms = L.VICRegLoss().terms(x["a"], x["b"])
+        return {"loss": sum(terms.values()), **terms}
 
     cases["vicreg"] = ({"a": randn(BATCH, d, scale=0.5), "b": randn(BATCH, d)}, ["a", "b"], vicreg)
 
@@ -107,14 +107,20 @@ def _cases() -> dict:
 
     cases["kl"] = ({"a": randn(BATCH, k), "b": randn(BATCH, k)}, ["a", "b"], consistency)
 
-    mae_mask = torch.rand(BATCH, 4, generator=g) < 0.6
-    mae_mask[0] = True  # uneven number of masked patches on the two ranks
-    mae_in = {"pred": randn(BATCH, 4, 12), "images": randn(BATCH, 3, 4, 4), "mask": mae_mask}
+    hidden = torch.rand(BATCH, 4, generator=g).argsort(dim=1)[:, :3]  # 3 of the 4 patches, per image
+    mae_in = {"pred": randn(BATCH, 3, 12), "images": randn(BATCH, 3, 4, 4), "hidden": hidden}
 
     def mae(x):
-        return {"loss": L.MAELoss(norm_pix=True)(x["pred"], x["images"], x["mask"], 2)}
+        return {"loss": L.PatchReconstructionLoss(norm_pix=True)(x["pred"], x["images"], 2, x["hidden"])}
 
     cases["mae"] = (mae_in, ["pred"], mae)
+
+    latent_in = {"pred": randn(BATCH, 3, d), "target": randn(BATCH, 3, d)}
+
+    def latent(x):
+        return {"loss": L.LatentPredictionLoss()(x["pred"], x["target"])}
+
+    cases["latent"] = (latent_in, ["pred"], latent)
     return cases
 
 

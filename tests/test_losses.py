@@ -14,9 +14,11 @@ from workbench.losses import (
     DINOLoss,
     KLConsistencyLoss,
     LeJEPALoss,
-    MAELoss,
     NTXentLoss,
-    PixelMSELoss,
+    PatchReconstructionLoss,
+    LatentPredictionLoss,
+    layer_normalised,
+    top_k_average,
     SIGReg,
     VICRegLoss,
     covariance_loss,
@@ -229,25 +231,51 @@ def test_sigreg_constant_is_large_and_directions_follow_generator():
     assert close(a, epps_pulley(z @ dirs).mean())
 
 
-def test_lejepa_parts():
+def test_lejepa_terms():
     torch.manual_seed(4)
     z = torch.randn(64, 8)
     loss_fn = LeJEPALoss(lam=0.05, num_directions=32)
-    loss, parts = loss_fn.forward_parts([z, z.clone()], torch.Generator().manual_seed(0))
-    assert float(parts["invariance"]) == 0.0
-    assert close(loss, 0.05 * parts["sigreg"])
+    terms = loss_fn.terms([z, z.clone()], generator=torch.Generator().manual_seed(0))
+    assert float(terms["invariance"]) == 0.0
     sig = SIGReg(32)(z, torch.Generator().manual_seed(0))
-    assert close(parts["sigreg"], sig)
+    assert close(terms["sigreg"], 0.05 * sig)  # weighted terms
+    assert close(loss_fn([z, z.clone()], generator=torch.Generator().manual_seed(0)), 0.05 * sig)
     # hand invariance: two views -> z_bar - z_v = +-(z1 - z2)/2
     z1, z2, z3 = torch.randn(3, 10, 4).unbind(0)
-    _, parts = loss_fn.forward_parts([z1, z2], torch.Generator().manual_seed(0))
-    assert close(parts["invariance"], ((z1 - z2) / 2).square().mean())
+    terms = loss_fn.terms([z1, z2], generator=torch.Generator().manual_seed(0))
+    assert close(terms["invariance"], 0.95 * ((z1 - z2) / 2).square().mean())
     zbar = (z1 + z2 + z3) / 3
     sq = [(zbar - z).square() for z in (z1, z2, z3)]
-    _, parts = loss_fn.forward_parts([z1, z2, z3], torch.Generator().manual_seed(0))
-    assert close(parts["invariance"], sum(s.mean() for s in sq) / 3)
-    _, parts_sum = LeJEPALoss(num_directions=32, invariance_reduction="sum").forward_parts([z1, z2, z3])
-    assert close(parts_sum["invariance"], sum(s.sum(1).mean() for s in sq) / 3)
+    all_views = LeJEPALoss(lam=0.05, num_directions=32, center="all")
+    assert close(all_views.terms([z1, z2, z3])["invariance"], 0.95 * sum(q.mean() for q in sq) / 3)
+    # three global views: both centres are the same
+    assert close(loss_fn.terms([z1, z2, z3])["invariance"], all_views.terms([z1, z2, z3])["invariance"])
+    summed = LeJEPALoss(lam=0.0, num_directions=32, invariance_reduction="sum", center="all").terms([z1, z2, z3])
+    assert close(summed["invariance"], sum(q.sum(1).mean() for q in sq) / 3)
+
+
+def test_lejepa_invariance_pulls_every_view_to_the_mean_of_the_global_views():
+    # the paper's form: with 2 global and 1 local view the centre is (z1 + z2) / 2, and the local
+    # view z3 is pulled towards it; the "all" variant lets the local view move the centre
+    z1 = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    z2 = torch.tensor([[2.0, 0.0], [2.0, 2.0]])
+    z3 = torch.tensor([[4.0, 4.0], [0.0, 0.0]])
+    centre = torch.tensor([[1.0, 0.0], [2.0, 1.0]])
+    # squared distances per (view, sample), summed over the 2 features:
+    # z1: (1, 1); z2: (1, 1); z3: (9 + 16, 4 + 1) -> mean over views, samples and features
+    hand = (1 + 1 + 1 + 1 + 25 + 5) / (3 * 2 * 2)
+    loss_fn = LeJEPALoss(lam=0.0, num_directions=4)
+    assert close(loss_fn.terms([z1, z2, z3], num_global=2)["invariance"], hand)
+    assert close(((centre - torch.stack([z1, z2, z3])) ** 2).mean(), hand)
+    mean_all = (z1 + z2 + z3) / 3
+    hand_all = ((mean_all - torch.stack([z1, z2, z3])) ** 2).mean()
+    assert close(LeJEPALoss(lam=0.0, num_directions=4, center="all").terms([z1, z2, z3], num_global=2)["invariance"],
+                 hand_all)
+    assert not close(hand_all, hand)
+    with pytest.raises(ValueError, match="num_global"):
+        loss_fn.terms([z1, z2, z3], num_global=4)
+    with pytest.raises(ValueError, match="center"):
+        LeJEPALoss(center="local")
 
 
 # --------------------------------------------------------------------------------------------- VICReg
@@ -258,10 +286,9 @@ def test_vicreg_zero_terms():
     x = 2 * (x - x.mean(0)) / x.std(0)  # std exactly 2 > 1 in every column
     assert float(variance_loss(x)) == 0.0
     assert float(covariance_loss(WHITE)) == 0.0  # decorrelated columns
-    loss, parts = VICRegLoss().forward_parts(x, x.clone())
-    assert float(parts["sim"]) == 0.0 and float(parts["var"]) == 0.0
-    loss, parts = VICRegLoss().forward_parts(WHITE, WHITE.clone())  # std sqrt(4/3) > 1, whitened
-    assert float(loss) == 0.0
+    terms = VICRegLoss().terms(x, x.clone())
+    assert float(terms["sim"]) == 0.0 and float(terms["var"]) == 0.0
+    assert float(VICRegLoss()(WHITE, WHITE.clone())) == 0.0  # std sqrt(4/3) > 1, whitened
 
 
 def test_vicreg_hand_computed_2x2():
@@ -271,9 +298,10 @@ def test_vicreg_hand_computed_2x2():
     var_x = 0.0
     var_y = ((1 - math.sqrt(0 + 1e-4)) + (1 - math.sqrt(0.5 + 1e-4))) / 2
     cov_x, cov_y = (2 * 2**2) / 2, 0.0
-    loss, parts = VICRegLoss().forward_parts(x, y)
-    assert close(parts["sim"], sim) and close(parts["var"], (var_x + var_y) / 2) and close(parts["cov"], cov_x + cov_y)
-    assert close(loss, 25 * sim + 25 * (var_x + var_y) / 2 + 1 * (cov_x + cov_y))
+    terms = VICRegLoss().terms(x, y)  # weighted: 25, 25, 1
+    assert close(terms["sim"], 25 * sim) and close(terms["var"], 25 * (var_x + var_y) / 2)
+    assert close(terms["cov"], cov_x + cov_y)
+    assert close(VICRegLoss()(x, y), 25 * sim + 25 * (var_x + var_y) / 2 + 1 * (cov_x + cov_y))
     assert close(variance_loss(y), var_y) and close(covariance_loss(x), cov_x)
     # weights are honoured
     assert close(VICRegLoss(1.0, 2.0, 3.0)(x, y), sim + 2 * (var_x + var_y) / 2 + 3 * (cov_x + cov_y))
@@ -376,43 +404,62 @@ def test_patch_order_matches_vit_patch_embed():
     assert torch.allclose(embed(x), patchify(x, p), atol=1e-6)
 
 
-def test_mae_counts_masked_patches_only_and_hand_value():
-    img = torch.arange(8.0).reshape(1, 1, 2, 4)
-    pred = torch.zeros(1, 2, 4)
-    mask = torch.tensor([[False, True]])
-    loss_fn = MAELoss(norm_pix=False)
-    assert close(loss_fn(pred, img, mask, 2), (4 + 9 + 36 + 49) / 4)
-    pred2 = pred.clone()
-    pred2[0, 0] = 100.0  # visible patch: no effect
-    assert close(loss_fn(pred2, img, mask, 2), (4 + 9 + 36 + 49) / 4)
-    # two images, three masked patches in all: mean over masked patches, not per image
+def test_patch_reconstruction_counts_the_given_patches_only_and_hand_value():
+    img = torch.arange(8.0).reshape(1, 1, 2, 4)  # patches (2 x 2): [0, 1, 4, 5] and [2, 3, 6, 7]
+    loss_fn = PatchReconstructionLoss(norm_pix=False)
+    hidden = torch.tensor([[1]])  # predict the second patch only
+    assert close(loss_fn(torch.zeros(1, 1, 4), img, 2, hidden), (4 + 9 + 36 + 49) / 4)
+    # two images, hidden patches (0, 1) and (1, 0): the mean over every predicted value
     imgs = torch.arange(16.0).reshape(2, 1, 2, 4)
-    mask = torch.tensor([[True, True], [False, True]])
     per_patch = patchify(imgs, 2).square().mean(-1)
-    expected = (per_patch[0, 0] + per_patch[0, 1] + per_patch[1, 1]) / 3
-    assert close(loss_fn(torch.zeros(2, 2, 4), imgs, mask, 2), expected)
-    assert float(loss_fn(torch.zeros(2, 2, 4), imgs, torch.zeros(2, 2, dtype=torch.bool), 2)) == 0.0
+    expected = (per_patch[0, 0] + per_patch[0, 1] + per_patch[1, 1] + per_patch[1, 0]) / 4
+    assert close(loss_fn(torch.zeros(2, 2, 4), imgs, 2, torch.tensor([[0, 1], [1, 0]])), expected)
+    # prediction rows follow the indices: row k is compared with patch indices[b, k]
+    target = patchify(imgs, 2)
+    swapped = torch.stack([target[0], target[1].flip(0)])
+    assert float(loss_fn(swapped, imgs, 2, torch.tensor([[0, 1], [1, 0]]))) == 0.0
+    with pytest.raises(ValueError, match="pred has shape"):
+        loss_fn(torch.zeros(2, 3, 4), imgs, 2, torch.tensor([[0, 1], [1, 0]]))
 
 
-def test_mae_norm_pix_target():
+def test_patch_reconstruction_norm_pix_target():
     torch.manual_seed(8)
     imgs = torch.randn(2, 3, 8, 8) * 2 + 1
-    pred = torch.randn(2, 4, 48)
-    mask = torch.tensor([[True, False, True, True], [False, False, True, False]])
+    hidden = torch.tensor([[0, 2, 3], [1, 2, 3]])
+    pred = torch.randn(2, 3, 48)
     target = patchify(imgs, 4).numpy()
     target = (target - target.mean(-1, keepdims=True)) / np.sqrt(target.var(-1, ddof=1, keepdims=True) + 1e-6)
-    err = ((pred.numpy() - target) ** 2).mean(-1)
-    expected = err[mask.numpy()].mean()
-    assert close(MAELoss()(pred, imgs, mask, 4), expected, rel=1e-5)
+    picked = np.stack([target[b, hidden[b].numpy()] for b in range(2)])
+    expected = ((pred.numpy() - picked) ** 2).mean()
+    assert close(PatchReconstructionLoss()(pred, imgs, 4, hidden), expected, rel=1e-5)
 
 
-def test_pixel_mse_loss():
+def test_patch_reconstruction_of_every_patch_is_the_image_mse():
     torch.manual_seed(9)
     imgs = torch.randn(2, 3, 8, 8)
     pred = torch.randn(2, 4, 48)
-    assert close(PixelMSELoss()(pred, imgs, 4), F.mse_loss(unpatchify(pred, 4, 3), imgs))
-    everything = torch.ones(2, 4, dtype=torch.bool)
-    assert close(PixelMSELoss(norm_pix=True)(pred, imgs, 4), MAELoss(norm_pix=True)(pred, imgs, everything, 4))
+    assert close(PatchReconstructionLoss(norm_pix=False)(pred, imgs, 4), F.mse_loss(unpatchify(pred, 4, 3), imgs))
+    every = torch.arange(4).expand(2, -1)
+    assert close(PatchReconstructionLoss()(pred, imgs, 4), PatchReconstructionLoss()(pred, imgs, 4, every))
+
+
+def test_latent_prediction_loss_and_targets_by_hand():
+    # smooth L1 with beta = 1: 0.5 u^2 below 1, |u| - 0.5 above
+    pred = torch.tensor([[[0.0, 0.0], [3.0, 0.5]]])
+    target = torch.tensor([[[0.5, -2.0], [1.0, 0.5]]], requires_grad=True)
+    hand = (0.5 * 0.25 + 1.5 + 1.5 + 0.0) / 4
+    loss = LatentPredictionLoss()(pred, target)
+    assert close(loss, hand)
+    assert not loss.requires_grad  # no gradient flows into the targets
+    # layer norm without affine: zero mean, unit (biased) variance per token
+    t = torch.tensor([[[1.0, 3.0], [2.0, 2.0]]])
+    np.testing.assert_allclose(layer_normalised(t)[0, 0].numpy(), [-1.0, 1.0], atol=1e-3)
+    # data2vec's average: instance norm over tokens per layer, mean over layers, then layer norm
+    a = torch.tensor([[[0.0, 1.0], [2.0, 5.0]]])   # per feature over the 2 tokens: (-1, 1), (-1, 1)
+    b = torch.tensor([[[4.0, 0.0], [0.0, 0.0]]])   # (1, -1), (0, 0)
+    # tokens after the mean over layers: (0, -0.5) and (0, 0.5); layer-normalised: (1, -1) and (-1, 1)
+    avg = top_k_average([a, b])
+    np.testing.assert_allclose(avg[0].numpy(), [[1.0, -1.0], [-1.0, 1.0]], atol=1e-3)
 
 
 # ------------------------------------------------------------------------------- float32 under autocast
@@ -420,7 +467,7 @@ def test_pixel_mse_loss():
 def test_losses_compute_in_float32_under_bf16_autocast():
     torch.manual_seed(10)
     x, y = torch.randn(16, 8), torch.randn(16, 8)
-    imgs, pred, mask = torch.randn(2, 3, 8, 8), torch.randn(2, 4, 48), torch.rand(2, 4) > 0.5
+    imgs, pred, hidden = torch.randn(2, 3, 8, 8), torch.randn(2, 2, 48), torch.tensor([[0, 3], [1, 2]])
     cases = {
         "vicreg": lambda a, b: VICRegLoss()(a, b),
         "barlow": lambda a, b: BarlowTwinsLoss()(a, b),
@@ -428,7 +475,7 @@ def test_losses_compute_in_float32_under_bf16_autocast():
         "kl": lambda a, b: KLConsistencyLoss()(a, b),
         "lejepa": lambda a, b: LeJEPALoss(num_directions=16)([a, b], torch.Generator().manual_seed(0)),
         "dino": lambda a, b: DINOLoss(8)([a, b], [a], 0.04),
-        "mae": lambda a, b: MAELoss()(pred, imgs, mask, 4),
+        "mae": lambda a, b: PatchReconstructionLoss()(pred, imgs, 4, hidden),
     }
     for name, fn in cases.items():
         plain = fn(x, y)

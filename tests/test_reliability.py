@@ -1,4 +1,4 @@
-"""Reliability (DESIGN.md): non-finite losses, exact resume, determinism, atomic writes and
+"""Reliability: non-finite losses, exact resume, determinism, atomic writes and
 checkpoints that load with ``weights_only=True``. Tiny runs on CPU: 324 training images in batches
 of 32 give 10 optimisation steps per epoch."""
 
@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -205,6 +206,45 @@ def test_cli_resume_extends_a_finished_run_in_its_directory(tmp_path, cache, cap
     assert "--resume" in capsys.readouterr().err
     assert main(["fit", "--resume", str(run.path), "--set", "optim.lr=0.1"]) == 2
     assert "optim.lr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_checkpoint_is_a_clear_error_naming_the_file(damage, tmp_path, cache, capsys, monkeypatch):
+    from workbench.analysis.readouts import objective_rankme
+    from workbench.cli import main
+    from workbench.errors import CheckpointError
+    from workbench.training.checkpointing import load_module, read_checkpoint
+
+    run = tiny_fit(tmp_path / "runs", cache, "supervised", "trainer.max_epochs=1")
+    good = run.checkpoint.read_bytes()
+    # garbage: bytes that are no checkpoint at all; truncated: the first half of a real checkpoint
+    run.checkpoint.write_bytes(b"not a checkpoint\x00" * 64 if damage == "garbage" else good[: len(good) // 2])
+    before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    message = f"{run.checkpoint} is not a readable checkpoint"
+    for load in (read_checkpoint, load_module):
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            load(run.checkpoint)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        objective_rankme(run)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        wb.fit(resume=run.path, overrides=["trainer.max_epochs=2"], cache_dir=cache)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--resume", str(run.path), "--data-dir", str(cache), "--set", "trainer.max_epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    # nothing in the run directory was touched by the refused resumes
+    assert {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()} == before
+
+
+def test_a_missing_checkpoint_is_a_clear_error(tmp_path):
+    from workbench.errors import CheckpointError
+    from workbench.training.checkpointing import read_checkpoint
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_checkpoint(tmp_path / "last.ckpt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.ckpt")  # readable, but not a workbench checkpoint
+    with pytest.raises(CheckpointError, match="no 'state_dict'"):
+        read_checkpoint(tmp_path / "other.ckpt")
 
 
 # ---- 4. determinism ----------------------------------------------------------------------------

@@ -162,23 +162,11 @@ class DiagnosticsConfig:
     coherence, CKA (feature-space Grams, in row chunks). Up to ``max_samples`` points every value is
     exactly what it is without the cap.
 
-    Memory bound. A pass holds one float32 N x D matrix per (layer, pool) of the N probe images --
-    ``4 * D * (2 * depth + 1)`` bytes per image, 9.6 KB at depth 12 and width 96 -- on the training
-    device, plus a part that does not grow with N: the two views of at most ``max_samples`` images,
-    one batch's activations, and metric temporaries (SIGReg projections, CKA and uniformity blocks,
-    kNN similarities), 0.7-1.0 GiB as measured at width 96 and ``max_samples=5000``. Measured with
-    ``python -m workbench bench --memory N`` (depth 12, width 96, defaults; peak resident memory of
-    the whole process, which holds 0.9-1.3 GiB before the pass: Python, torch, the model, the
-    images)::
-
-        probe images    previous pass          this pass (max_samples=5000)
-        2,000           1,962 MiB              1,633 MiB (891 MiB before the pass)
-        10,000          6.4 GB                 2,221 MiB (1,079 MiB before)
-        50,000          out of memory (24 GB)  2,470 MiB (1,256 MiB before)
-
-    so a depth-12 pass on 50,000 probe images stays under 2.5 GiB (the embeddings, 0.45 GiB, are
-    the only part that grows with N). Under DDP, rank 0 holds the gathered embeddings; the other
-    ranks hold their share.
+    Memory bound: a pass holds one float32 N x D matrix per (layer, pool) of the N probe images
+    (``4 * D * (2 * depth + 1)`` bytes per image) on the training device, plus a part that does not
+    grow with N: the two views of at most ``max_samples`` images, one batch's activations and metric
+    temporaries. Measured peaks are in the README (*Measured on two CPU cores*, "Memory"). Under DDP,
+    rank 0 holds the gathered embeddings; the other ranks hold their share.
     """
 
     enabled: bool = True

@@ -24,3 +24,7 @@ class DataError(WorkbenchError, OSError):
 
 class NonFiniteLossError(WorkbenchError, FloatingPointError):
     """A loss term became NaN or infinite."""
+
+
+class CheckpointError(WorkbenchError, OSError):
+    """A checkpoint file is missing, truncated or corrupt. The message names the file."""

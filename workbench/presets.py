@@ -30,7 +30,7 @@ PRESETS: dict[str, Preset] = {
     for p in [
         Preset("supervised", "Cross-entropy on the last layer's pooled token: the supervised baseline.",
                _objectives(supervised={"layers": "last"})),
-        Preset("toy-collapse", "The essays' toy: two crops, one encoder, KL between their softmax outputs; it collapses.",
+        Preset("toy-collapse", "The toy (docs/concepts.md): two crops, one encoder, KL between their softmax outputs; it collapses.",
                _objectives(toy={"kind": "toy_kl"})),
         Preset("dino", "DINO: EMA teacher with centring and sharpening, multi-crop with DINO's per-crop "
                "augmentations, teacher-temperature warm-up.",
@@ -58,7 +58,7 @@ PRESETS: dict[str, Preset] = {
                _objectives(ladder={"kind": "latent_ladder", "layers": "all"})),
         Preset("local-greedy", "Greedy local learning: gradients stop between blocks; each layer has its own label head.",
                {**_objectives(deepsup={"kind": "supervised", "layers": "all"}), "model.gradient_isolation": True}),
-        Preset("coherent", "The essays' proposal: coarse-to-fine pixel ladder + LeJEPA + full-image reconstruction.",
+        Preset("coherent", "The proposal of docs/concepts.md: coarse-to-fine pixel ladder + LeJEPA + full-image reconstruction.",
                _objectives(
                    ladder={"kind": "pixel_ladder", "layers": "all", "weight": 0.5,
                            "params": {"direction": "coarse_to_fine"}},

@@ -123,9 +123,9 @@ def _saved_value(run: Run, objective: str, param: str) -> float | None:
     a time-based schedule, which saves no state)."""
     if not run.checkpoint.is_file():
         return None
-    import torch  # late: reading a config or a csv should not import torch
+    from ..training.checkpointing import read_checkpoint  # late: reading a csv should not import torch
 
-    checkpoint = torch.load(run.checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = read_checkpoint(run.checkpoint)
     state = checkpoint.get("schedules", {}).get(f"objectives.{objective}.params.{param}", {})
     return float(state["value"]) if "value" in state else None
 

@@ -1,4 +1,4 @@
-"""Representation diagnostics (see REFERENCE.md, "Diagnostics"): functions on plain tensors, usable
+"""Representation diagnostics (definitions: docs/concepts.md, "Diagnostics"): functions on plain tensors, usable
 outside training, and the Lightning callback that runs them per layer during training."""
 
 from .geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity

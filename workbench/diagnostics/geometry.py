@@ -1,6 +1,6 @@
 """Geometric diagnostics: alignment / uniformity, token over-smoothing, invariance, LiDAR.
 
-See REFERENCE.md, "Diagnostics". Every function takes tensors on any device, leaves them untouched,
+Definitions: docs/concepts.md, "Diagnostics". Every function takes tensors on any device, leaves them untouched,
 computes under ``no_grad`` with autocast disabled (float64 unless stated) and returns 0-d float32
 tensors on the input's device, without synchronising with the host. Costs are bounded: O(N D)
 or O(N D^2) work, and the one N x N quantity (:func:`uniformity`) is computed on a subsample of

@@ -1,6 +1,6 @@
 """Representation similarity: linear CKA, minibatch CKA (unbiased HSIC), layer x layer CKA matrices.
 
-See REFERENCE.md, "Diagnostics". Inputs are ``N x D`` tensors whose rows are the same N examples
+Definitions: docs/concepts.md, "Diagnostics". Inputs are ``N x D`` tensors whose rows are the same N examples
 (any device, any D per input); they are not modified. Everything is computed under ``no_grad``
 with autocast disabled, in float64, through whichever Gram is cheaper: the feature-space ones
 (``D1 x D2``, cost O(N D1 D2), the usual case N >> D; :func:`cka_matrix` accumulates them over

@@ -1,4 +1,4 @@
-"""Spectral diagnostics of embedding matrices (see REFERENCE.md, "Diagnostics").
+"""Spectral diagnostics of embedding matrices (definitions: docs/concepts.md, "Diagnostics").
 
 Every function takes an ``N x D`` tensor on any device, leaves it untouched, computes under
 ``no_grad`` with autocast disabled (in float64 unless stated), and returns float32 tensors on the

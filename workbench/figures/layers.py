@@ -188,8 +188,8 @@ def decodability(
     high-level (count, relations) -- and grouped by level in the legend.
 
     What to look for: low-level factors readable early and fading with depth is a network that
-    discards detail; a factor that is never decodable is one the objective ignores; the essays'
-    goal is a last layer where every level is still readable.
+    discards detail; a factor that is never decodable is one the objective ignores; the goal of
+    the research question (docs/concepts.md) is a last layer where every level is still readable.
     """
     table, name = diagnostics_table(diagnostics)
     if factor_specs is None and not isinstance(diagnostics, pd.DataFrame):

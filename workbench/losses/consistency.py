@@ -1,4 +1,5 @@
-"""A symmetric-KL consistency loss between two views: the essays' toy example of collapse."""
+"""A symmetric-KL consistency loss between two views: the toy that collapses
+(docs/concepts.md, "Losses")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pixel reconstruction losses (MAE) and the patch layout they share with the ViT."""
+"""Pixel reconstruction (MAE, the pixel ladder, full-image reconstruction) and the patch layout it shares
+with the ViT."""
 
 from __future__ import annotations
 
@@ -67,36 +68,39 @@ def pixel_targets(images: torch.Tensor, patch_size: int, norm_pix: bool = True, 
     return target
 
 
-def _masked_mean(per_patch: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """sum(per_patch * weight) / sum(weight) over the batch concatenated across ranks."""
-    stats = torch.stack([(per_patch * weight).sum(dim=1), weight.sum(dim=1)], dim=1)  # B x 2
-    means, _ = global_batch_mean(stats)
-    return means[0] / means[1].clamp_min(torch.finfo(means.dtype).tiny)
-
-
-class MAELoss(nn.Module):
-    r"""Masked-autoencoder loss: mean squared error on the masked patches only.
+class PatchReconstructionLoss(nn.Module):
+    r"""Mean squared error between predicted patches and the image's (optionally normalised) pixels.
 
     .. math::
 
-        \mathcal{L} = \frac{\sum_{b,n} m_{bn}\, \frac{1}{P}\sum_{k} (\hat x_{bnk} - x_{bnk})^2}{\sum_{b,n} m_{bn}}
+        \mathcal{L} = \frac{1}{B K P} \sum_{b=1}^{B} \sum_{k=1}^{K} \sum_{j=1}^{P}
+            \big(\hat x_{bkj} - x_{b,\,i_{bk},\,j}\big)^2
 
-    with :math:`x = ` :func:`patchify` ``(images)`` (``P = p * p * C`` values per patch), normalised
-    per patch when ``norm_pix`` (see :func:`pixel_targets`), and :math:`m_{bn} = 1` for masked
-    (hidden) patches. Visible patches do not count.
+    with :math:`x = ` :func:`pixel_targets` ``(images)`` (``P = p * p * C`` values per patch, in
+    :func:`patchify` order, normalised per patch when ``norm_pix``) and :math:`i_{bk}` the index of
+    the k-th predicted patch of image b: the hidden patches for a masked autoencoder, every patch
+    (``indices=None``) for a full reconstruction.
 
-    Reference: He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022. Defaults:
-    ``norm_pix = True`` (normalised pixel targets; their best setting), ``eps = 1e-6``; mask ratio
-    0.75 (set by the masking, not here).
+    References: MAE (He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022): 75%
+    of the patches hidden, loss on the hidden ones only, ``norm_pix = True`` (their best setting),
+    ``eps = 1e-6``. The same loss on a blurred or downsampled image at an intermediate layer is
+    the pixel ladder (LocalMIM, Wang et al. 2023; InfoPro's reconstruction term, Wang et al. 2021).
 
-    ``forward(pred, images, mask, patch_size)``:
+    ``forward(pred, images, patch_size, indices=None)``:
 
-    * ``pred``: ``B x N x (p * p * C)`` decoder outputs in :func:`patchify` order;
-    * ``images``: ``B x C x H x W`` (the normalised input images);
-    * ``mask``: ``B x N`` bool (True = masked, i.e. hidden from the encoder) or 0/1 float;
-    * ``patch_size``: ``p``.
+    * ``pred``: ``B x K x (p * p * C)`` predictions, row k for patch ``indices[:, k]``;
+    * ``images``: ``B x C x H x W`` float images (the target);
+    * ``indices``: ``B x K`` long patch indices (row-major, as the ViT's tokens), or None for all
+      ``N`` patches in order (then ``K = N``).
 
-    Returns the float32 scalar (global over ranks; 0 when no patch is masked).
+    Returns the float32 scalar (the mean over the batch concatenated across ranks).
+
+    Example::
+
+        loss_fn = PatchReconstructionLoss(norm_pix=True)
+        images = torch.rand(8, 3, 32, 32)                        # 64 patches of 4 x 4 x 3 = 48 values
+        hidden = torch.randperm(64)[:48].sort().values.expand(8, -1)
+        loss = loss_fn(torch.zeros(8, 48, 48), images, 4, hidden)  # 1.0 with norm_pix: each target has unit variance
     """
 
     def __init__(self, norm_pix: bool = True, eps: float = 1e-6):
@@ -104,42 +108,16 @@ class MAELoss(nn.Module):
         self.norm_pix = norm_pix
         self.eps = eps
 
-    def forward(self, pred: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, patch_size: int) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, images: torch.Tensor, patch_size: int,
+                indices: torch.Tensor | None = None) -> torch.Tensor:
         with torch.autocast(pred.device.type, enabled=False):
             target = pixel_targets(images, patch_size, self.norm_pix, self.eps)
+            if indices is not None:
+                if indices.ndim != 2 or indices.shape[0] != target.shape[0]:
+                    raise ValueError(f"indices has shape {tuple(indices.shape)}, expected B x K with B = {target.shape[0]}")
+                target = torch.gather(target, 1, indices.unsqueeze(-1).expand(-1, -1, target.shape[-1]))
             if pred.shape != target.shape:
-                raise ValueError(f"pred has shape {tuple(pred.shape)}, the patchified images {tuple(target.shape)}")
-            if mask.shape != target.shape[:2]:
-                raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {tuple(target.shape[:2])} (B x N)")
-            per_patch = (pred.float() - target).square().mean(dim=-1)  # B x N
-            return _masked_mean(per_patch, mask.float())
-
-    def extra_repr(self) -> str:
-        return f"norm_pix={self.norm_pix}, eps={self.eps}"
-
-
-class PixelMSELoss(nn.Module):
-    r"""Full-image reconstruction: mean squared error over all patches and pixels.
-
-    :math:`\mathcal{L} = \frac{1}{BNP}\sum_{b,n,k} (\hat x_{bnk} - x_{bnk})^2` with the same
-    targets as :class:`MAELoss` (``norm_pix`` off by default: plain pixels). For decoders that
-    reconstruct every patch, e.g. a reconstruction term on an intermediate layer (InfoPro,
-    LocalMIM-style step-wise losses).
-
-    ``forward(pred, images, patch_size)`` with ``pred``: ``B x N x (p * p * C)`` in
-    :func:`patchify` order; returns the float32 scalar (global over ranks).
-    """
-
-    def __init__(self, norm_pix: bool = False, eps: float = 1e-6):
-        super().__init__()
-        self.norm_pix = norm_pix
-        self.eps = eps
-
-    def forward(self, pred: torch.Tensor, images: torch.Tensor, patch_size: int) -> torch.Tensor:
-        with torch.autocast(pred.device.type, enabled=False):
-            target = pixel_targets(images, patch_size, self.norm_pix, self.eps)
-            if pred.shape != target.shape:
-                raise ValueError(f"pred has shape {tuple(pred.shape)}, the patchified images {tuple(target.shape)}")
+                raise ValueError(f"pred has shape {tuple(pred.shape)}, the target patches {tuple(target.shape)}")
             per_sample = (pred.float() - target).square().mean(dim=(1, 2))
             return global_batch_mean(per_sample)[0]
 

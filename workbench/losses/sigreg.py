@@ -131,26 +131,37 @@ class SIGReg(nn.Module):
 class LeJEPALoss(nn.Module):
     r"""LeJEPA: view invariance plus SIGReg, no teacher, no stop-gradient.
 
-    For V views :math:`z_v` (``N x D`` embeddings of V augmentations of the same N images) and
-    their mean :math:`\bar z = \frac1V \sum_v z_v`:
+    For V views :math:`z_v` (``N x D`` embeddings of V augmentations of the same N images), the
+    first :math:`G` of them global crops, and the centre :math:`\bar z`:
 
     .. math::
 
         \mathcal{L} = \lambda \frac1V \sum_v \mathrm{SIGReg}(z_v)
             + (1 - \lambda) \frac{1}{V N} \sum_{v, n} \frac1D \big\|\bar z_n - z_{v,n}\big\|^2
 
-    The invariance term follows the official code, ``(z.mean(0) - z).square().mean()``: a mean
-    over views, samples **and feature dimensions** (``invariance_reduction="mean"``), which is the
-    scale the published :math:`\lambda` values were tuned for. ``invariance_reduction="sum"``
-    uses the squared Euclidean norm instead (D times larger). SIGReg uses the same random
-    directions for every view within a call.
+    ``center="global"`` (the paper's form, the default): :math:`\bar z = \frac1G \sum_{v \le G} z_v`,
+    the mean of the *global* views' embeddings, which every view (global and local) is pulled
+    towards. ``center="all"``: the mean over all V views, local crops included (a variant).
+    With only global views the two are the same.
 
-    Reference: Balestriero & LeCun 2025. Defaults: ``lam = 0.05`` (0.02-0.05),
-    ``num_directions = 256``.
+    The invariance term is a mean over views, samples **and feature dimensions**
+    (``invariance_reduction="mean"``), the scale the published :math:`\lambda` values were tuned
+    for; ``"sum"`` uses the squared Euclidean norm instead (D times larger). SIGReg uses the same
+    random directions for every view within a call.
 
-    ``forward(views, generator=None)`` returns the float32 scalar; :meth:`forward_parts` returns
-    ``(loss, {"sigreg", "invariance"})`` (unweighted terms, attached to the graph). Distributed:
-    every term is a global-batch quantity (see :mod:`workbench.distributed`).
+    Reference: Balestriero & LeCun, "LeJEPA: Provable and Scalable Self-Supervised Learning Without
+    the Heuristics", 2025. Defaults: ``lam = 0.05`` (0.02-0.05), ``num_directions = 256``.
+
+    ``forward(views, generator=None, *, num_global=None)`` returns the float32 scalar (``num_global``:
+    how many of ``views`` come first as global crops; None: all of them); :meth:`terms` returns the
+    weighted terms ``{"sigreg", "invariance"}`` that add up to it. Distributed: every term is a
+    global-batch quantity (see :mod:`workbench.distributed`).
+
+    Example::
+
+        loss_fn = LeJEPALoss(lam=0.05)
+        views = [torch.randn(64, 32) for _ in range(6)]          # 2 global crops, then 4 local crops
+        terms = loss_fn.terms(views, num_global=2)                # {"sigreg": 0.05 * S, "invariance": 0.95 * I}
     """
 
     def __init__(
@@ -160,35 +171,43 @@ class LeJEPALoss(nn.Module):
         t_max: float = 3.0,
         num_points: int = 17,
         invariance_reduction: str = "mean",
+        center: str = "global",
     ):
         super().__init__()
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam={lam} is invalid: use a number in [0, 1]")
         if invariance_reduction not in ("mean", "sum"):
             raise ValueError(f"invariance_reduction={invariance_reduction!r} is invalid: use 'mean' or 'sum'")
+        if center not in ("global", "all"):
+            raise ValueError(f"center={center!r} is invalid: use 'global' (the paper) or 'all'")
         self.lam = lam
         self.invariance_reduction = invariance_reduction
+        self.center = center
         self.sigreg = SIGReg(num_directions, t_max, num_points)
 
-    def forward(self, views: Sequence[torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.forward_parts(views, generator)[0]
+    def forward(self, views: Sequence[torch.Tensor], generator: torch.Generator | None = None, *,
+                num_global: int | None = None) -> torch.Tensor:
+        return sum(self.terms(views, generator, num_global=num_global).values())
 
-    def forward_parts(
-        self, views: Sequence[torch.Tensor], generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def terms(self, views: Sequence[torch.Tensor], generator: torch.Generator | None = None, *,
+              num_global: int | None = None) -> dict[str, torch.Tensor]:
+        """The weighted terms ``{"sigreg": lam * S, "invariance": (1 - lam) * I}`` (float32 scalars)."""
         if len(views) < 1:
             raise ValueError("LeJEPALoss needs at least one view")
+        num_global = len(views) if num_global is None else int(num_global)
+        if not 1 <= num_global <= len(views):
+            raise ValueError(f"num_global={num_global} is invalid: between 1 and the number of views ({len(views)})")
         with torch.autocast(views[0].device.type, enabled=False):
             z = torch.stack([v.float() for v in views])  # V x N x D
             sigreg = self.sigreg(z, generator)
-            sq = (z.mean(dim=0, keepdim=True) - z).square()  # V x N x D
+            centre = z[:num_global].mean(dim=0, keepdim=True) if self.center == "global" else z.mean(dim=0, keepdim=True)
+            sq = (centre - z).square()  # V x N x D
             per_sample = sq.mean(dim=(0, 2)) if self.invariance_reduction == "mean" else sq.sum(dim=2).mean(dim=0)
             invariance, _ = global_batch_mean(per_sample)
-            loss = self.lam * sigreg + (1.0 - self.lam) * invariance
-        return loss, {"sigreg": sigreg, "invariance": invariance}
+        return {"sigreg": self.lam * sigreg, "invariance": (1.0 - self.lam) * invariance}
 
     def extra_repr(self) -> str:
-        return f"lam={self.lam}, invariance_reduction={self.invariance_reduction!r}"
+        return f"lam={self.lam}, invariance_reduction={self.invariance_reduction!r}, center={self.center!r}"
 
 
 __all__ = ["LeJEPALoss", "SIGReg", "epps_pulley", "epps_pulley_quadrature", "random_directions"]

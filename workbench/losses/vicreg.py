@@ -74,9 +74,16 @@ class VICRegLoss(nn.Module):
     ``FullGatherLayer``) and all three terms are computed on the global batch, so every rank
     returns the single-process value of the concatenated batch.
 
-    ``forward(x, y)`` returns the float32 scalar; :meth:`forward_parts` returns
-    ``(loss, {"sim", "var", "cov"})`` with the unweighted terms (``var`` already averaged over the
-    two branches, ``cov`` summed over them).
+    ``forward(x, y)`` returns the float32 scalar; :meth:`terms` returns its three weighted terms
+    ``{"sim", "var", "cov"}``, which add up to it (``var`` averaged over the two branches, ``cov``
+    summed over them).
+
+    Example::
+
+        loss_fn = VICRegLoss()
+        x, y = torch.randn(256, 128), torch.randn(256, 128)
+        terms = loss_fn.terms(x, y)          # {"sim": 25 * mse, "var": 25 * hinge, "cov": 1 * cov}
+        assert torch.isclose(sum(terms.values()), loss_fn(x, y))
     """
 
     def __init__(self, sim_weight: float = 25.0, var_weight: float = 25.0, cov_weight: float = 1.0, eps: float = 1e-4):
@@ -87,9 +94,10 @@ class VICRegLoss(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.forward_parts(x, y)[0]
+        return sum(self.terms(x, y).values())
 
-    def forward_parts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted terms ``{"sim", "var", "cov"}`` (float32 scalars that add up to the loss)."""
         if x.shape != y.shape or x.ndim != 2:
             raise ValueError(
                 f"VICRegLoss expects two B x D tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
@@ -100,8 +108,7 @@ class VICRegLoss(nn.Module):
             sim = F.mse_loss(x, y)
             var = 0.5 * (_variance(x, self.eps) + _variance(y, self.eps))
             cov = _covariance(x) + _covariance(y)
-            loss = self.sim_weight * sim + self.var_weight * var + self.cov_weight * cov
-        return loss, {"sim": sim, "var": var, "cov": cov}
+        return {"sim": self.sim_weight * sim, "var": self.var_weight * var, "cov": self.cov_weight * cov}
 
     def extra_repr(self) -> str:
         return (f"sim_weight={self.sim_weight}, var_weight={self.var_weight}, "

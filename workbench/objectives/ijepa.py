@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
+from ..losses import LatentPredictionLoss, layer_normalised
 from ..masks import BlockMaskSpec, block_mask_sizes, block_masks
 from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs
@@ -55,6 +55,7 @@ class IJEPAObjective(Objective):
             raise ConfigError(f"objectives.{name}.params", p, str(exc)) from None
         self.predictor = MaskedPredictor(context.width, context.width, context.grid, p["predictor_width"],
                                          p["predictor_depth"])
+        self.criterion = LatentPredictionLoss()
 
     @property
     def needs(self) -> Needs:
@@ -70,8 +71,8 @@ class IJEPAObjective(Objective):
         student = inputs.student[f"masked:{self.name}"].patches(layer)
         mask = inputs.masks[self.name]
         with torch.no_grad():
-            target_tokens = inputs.teacher["clean"].layers[layer][:, inputs.teacher["clean"].num_prefix:].float()
-            target_tokens = F.layer_norm(target_tokens, target_tokens.shape[-1:])
+            teacher = inputs.teacher["clean"]
+            target_tokens = layer_normalised(teacher.layers[layer][:, teacher.num_prefix:])
         b, t, q = mask.targets.shape
         # one prediction per target block: the context is repeated for each block
         context = student.repeat_interleave(t, dim=0)
@@ -79,4 +80,4 @@ class IJEPAObjective(Objective):
         queries = mask.targets.reshape(b * t, q)
         pred = self.predictor(context, keep, queries)
         target = gather_tokens(target_tokens.repeat_interleave(t, dim=0), queries)
-        return ObjectiveOutput({"l1": F.smooth_l1_loss(pred.float(), target)})
+        return ObjectiveOutput({"l1": self.criterion(pred, target)})

@@ -1,4 +1,4 @@
-"""Joint-embedding objectives on augmented views: the essays' toy, LeJEPA, VICReg, Barlow Twins,
+"""Joint-embedding objectives on augmented views: the toy of docs/concepts.md, LeJEPA, VICReg, Barlow Twins,
 SimCLR. Each pools a chosen layer of every global (and, for LeJEPA, local) crop, maps it through
 its own projector, and applies its loss to the projections.
 """
@@ -82,7 +82,7 @@ class JointEmbeddingObjective(Objective):
 
 
 class ToyKLObjective(JointEmbeddingObjective):
-    """The essays' toy: two crops, one shared encoder and head, KL between their softmax outputs,
+    """The toy (docs/concepts.md): two crops, one shared encoder and head, KL between their softmax outputs,
     no anti-collapse, no stop-gradient. It is expected to collapse (a constant output has loss 0),
     and the diagnostics are there to show it. The monitored embedding is the softmax output."""
 
@@ -104,15 +104,16 @@ class ToyKLObjective(JointEmbeddingObjective):
 class LeJEPAObjective(JointEmbeddingObjective):
     """LeJEPA (Balestriero & LeCun 2025): SIGReg pushes every view's embedding towards an isotropic
     Gaussian; the invariance term pulls views to their mean. No teacher, no stop-gradient.
-    Params: lam (SIGReg weight, 0.02-0.05), directions (random 1-D projections per step).
+    Params: lam (SIGReg weight, 0.02-0.05), directions (random 1-D projections per step), center
+    (``global``: every view is pulled towards the mean of the global crops' embeddings, as in the
+    paper; ``all``: towards the mean of every crop, local ones included).
 
     The projector is the official one's shape: three layers, Linear-BatchNorm-ReLU between them,
     hidden width four times the model width (512 -> 2048 -> 2048 -> out in the official minimal
-    example). A narrower two-layer head without batch norm left the embedding far from Gaussian in
-    short runs (RankMe 9.3 of 64 after 150 steps on ``shapes`` at lr 1e-3, batch 64; 19.7 with this
-    projector)."""
+    example); ``docs/design-notes.md`` has the measurement behind that choice."""
 
-    defaults = {**JointEmbeddingObjective.defaults, "proj_layers": 3, "lam": 0.05, "directions": 256}
+    defaults = {**JointEmbeddingObjective.defaults, "proj_layers": 3, "lam": 0.05, "directions": 256,
+                "center": "global"}
     hidden_factor = 4
     uses_local = True
 
@@ -121,11 +122,13 @@ class LeJEPAObjective(JointEmbeddingObjective):
         check.number(name, self.params, "lam", lambda x: 0.0 <= x <= 1.0,
                      "the SIGReg weight, a number in [0, 1] (the invariance term gets 1 - lam)")
         check.positive_int(name, self.params, "directions")
-        self.criterion = LeJEPALoss(lam=float(self.params["lam"]), num_directions=int(self.params["directions"]))
+        check.choice(name, self.params, "center", ("global", "all"), "global (the paper) or all")
+        self.criterion = LeJEPALoss(lam=float(self.params["lam"]), num_directions=int(self.params["directions"]),
+                                    center=self.params["center"])
 
     def loss(self, z, inputs):
-        total, parts = self.criterion.forward_parts(z, generator=inputs.generator)
-        return {"sigreg": parts["sigreg"] * self.criterion.lam, "invariance": parts["invariance"] * (1 - self.criterion.lam)}
+        num_global = inputs.views["global"].shape[0] // inputs.batch["images"].shape[0]  # crops come first
+        return self.criterion.terms(z, num_global=num_global, generator=inputs.generator)
 
 
 class VICRegObjective(JointEmbeddingObjective):
@@ -146,9 +149,7 @@ class VICRegObjective(JointEmbeddingObjective):
         self.criterion = VICRegLoss(float(p["sim_weight"]), float(p["var_weight"]), float(p["cov_weight"]))
 
     def loss(self, z, inputs):
-        _, parts = self.criterion.forward_parts(z[0], z[1])
-        c = self.criterion  # terms are logged weighted, so they add up to the loss
-        return {"sim": c.sim_weight * parts["sim"], "var": c.var_weight * parts["var"], "cov": c.cov_weight * parts["cov"]}
+        return self.criterion.terms(z[0], z[1])
 
 
 class BarlowObjective(JointEmbeddingObjective):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ObjectiveConfig
 from ..errors import ConfigError
+from ..losses import LatentPredictionLoss, layer_normalised, top_k_average
 from ..masks import random_patch_mask
 from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
@@ -45,6 +45,7 @@ class LatentLadderObjective(Objective):
                                         p["predictor_depth"])
             for layer in self.layers
         })
+        self.criterion = LatentPredictionLoss()
 
     @property
     def needs(self) -> Needs:
@@ -59,12 +60,8 @@ class LatentLadderObjective(Objective):
         depth = self.context.depth
         if self.params["target"] == "topk":
             k = int(self.params["k"])
-            stack = [F.instance_norm(teacher.patches(l).float().transpose(1, 2)).transpose(1, 2)
-                     for l in range(depth - k + 1, depth + 1)]
-            tokens = torch.stack(stack).mean(0)
-        else:
-            tokens = teacher.patches(min(layer + (self.params["target"] == "next"), depth)).float()
-        return F.layer_norm(tokens, tokens.shape[-1:])
+            return top_k_average([teacher.patches(l) for l in range(depth - k + 1, depth + 1)])
+        return layer_normalised(teacher.patches(min(layer + (self.params["target"] == "next"), depth)))
 
     def forward(self, inputs: StepInputs) -> ObjectiveOutput:
         student = inputs.student[f"masked:{self.name}"]
@@ -74,5 +71,5 @@ class LatentLadderObjective(Objective):
         for layer in self.layers:
             target = gather_tokens(self.targets(teacher, layer), mask.targets)
             pred = self.predictors[str(layer)](student.patches(layer), mask.keep, mask.targets)
-            terms[f"l1_l{layer}"] = F.smooth_l1_loss(pred.float(), target)
+            terms[f"l1_l{layer}"] = self.criterion(pred, target)
         return ObjectiveOutput(terms)

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ObjectiveConfig
-from ..losses import patchify, pixel_targets
+from ..losses import PatchReconstructionLoss, patchify
 from ..masks import random_patch_mask
 from ..views import gaussian_blur
 from . import params as check
 from .base import BuildContext, Mask, Needs, Objective, ObjectiveOutput, StepInputs, check_mask_ratio
-from .heads import MaskedPredictor, default_hidden, gather_tokens, mlp
+from .heads import MaskedPredictor, mlp
 
 
 def coarsen(images: torch.Tensor, factor: float, kind: str) -> torch.Tensor:
@@ -75,6 +75,7 @@ class PixelLadderObjective(Objective):
         if p["direction"] == "coarse_to_fine":
             factors = factors[::-1]
         self.factors = dict(zip(self.layers, factors))
+        self.criterion = PatchReconstructionLoss(norm_pix=bool(p["norm_pix"]))
 
     def check_choice(self, key: str, allowed: tuple[str, ...]) -> None:
         from ..errors import ConfigError
@@ -102,9 +103,8 @@ class PixelLadderObjective(Objective):
         terms = {}
         for layer in self.layers:
             coarse = coarsen(images, self.factors[layer], self.params["target"])
-            target = gather_tokens(pixel_targets(coarse, self.context.patch_size, self.params["norm_pix"]), mask.targets)
             pred = self.decoders[str(layer)](out.patches(layer), mask.keep, mask.targets)
-            terms["mse" if single else f"mse_l{layer}"] = F.mse_loss(pred.float(), target)
+            terms["mse" if single else f"mse_l{layer}"] = self.criterion(pred, coarse, self.context.patch_size, mask.targets)
         return ObjectiveOutput(terms)
 
 
@@ -141,13 +141,15 @@ class ReconstructionObjective(Objective):
             from ..errors import ConfigError
 
             raise ConfigError(f"objectives.{name}.params.source", self.params["source"], "pooled or tokens")
+        self.criterion = PatchReconstructionLoss(norm_pix=False)  # the normalised image itself
 
     def forward(self, inputs: StepInputs) -> ObjectiveOutput:
         out = inputs.student["clean"]
         images = inputs.views["clean"].float()
         layer = self.layers[-1]
+        p = self.context.patch_size
         if self.params["source"] == "pooled":
-            pred = self.decoder(out.pooled(layer, self.context.pool)).view_as(images)
-            return ObjectiveOutput({"mse": F.mse_loss(pred.float(), images)})
-        pred = self.decoder(out.patches(layer))
-        return ObjectiveOutput({"mse": F.mse_loss(pred.float(), patchify(images, self.context.patch_size))})
+            pred = patchify(self.decoder(out.pooled(layer, self.context.pool)).view_as(images), p)
+        else:
+            pred = self.decoder(out.patches(layer))
+        return ObjectiveOutput({"mse": self.criterion(pred, images, p)})

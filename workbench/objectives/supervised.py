@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ObjectiveConfig
@@ -33,7 +32,7 @@ class SupervisedObjective(Objective):
 
     Params:
         pool: ``"cls"`` or ``"mean"``; ``None`` uses the model's pooling.
-        label_smoothing: as in ``F.cross_entropy``.
+        label_smoothing: as in ``nn.CrossEntropyLoss``.
     """
 
     defaults = {"pool": None, "label_smoothing": 0.0}
@@ -47,6 +46,7 @@ class SupervisedObjective(Objective):
             {str(layer): LinearHead(context.width, context.num_classes, normalise=layer != context.depth)
              for layer in self.layers}
         )
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=float(self.params["label_smoothing"]))
 
     def logits(self, inputs: StepInputs) -> dict[int, torch.Tensor]:
         out = inputs.student["clean"]
@@ -58,8 +58,6 @@ class SupervisedObjective(Objective):
         terms, metrics = {}, {}
         for layer, logits in self.logits(inputs).items():
             suffix = "" if single else f"_l{layer}"
-            terms[f"ce{suffix}"] = F.cross_entropy(
-                logits.float(), labels, label_smoothing=self.params["label_smoothing"]
-            )
+            terms[f"ce{suffix}"] = self.criterion(logits.float(), labels)
             metrics[f"acc{suffix}"] = (logits.argmax(dim=-1) == labels).float().mean()
         return ObjectiveOutput(terms, metrics)

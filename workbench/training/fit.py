@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..presets import make_config
 from ..runs import Run, create_run_dir, write_config, write_summary
 from ..validation import validate_config
-from .checkpointing import LastCheckpoint
+from .checkpointing import LastCheckpoint, read_checkpoint
 from .csv_logger import keep_rows_before
 from .diagnostics_callback import DiagnosticsCallback, keep_epochs_until
 from .loggers import build_loggers, finish_trackers, tracker_callbacks
@@ -113,7 +113,7 @@ def fit(
         run_dir = create_run_dir(config)
         config.name = run_dir.name
     else:
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+        state = read_checkpoint(checkpoint_path)
         keep_rows_before(run_dir / "metrics.csv", int(state["epoch"]), int(state["global_step"]))
         keep_epochs_until(run_dir / "diagnostics.csv", int(state["epoch"]) + 1)
         del state
@@ -175,15 +175,13 @@ def fit(
 
 def _rank_zero_run_dir(config: RunConfig) -> Path:
     """On a rank other than 0: the run directory rank 0 creates, and the config validated as rank 0
-    validated it (except that its name is already taken -- by that directory)."""
+    validated it."""
     shared = os.environ.get(RUN_DIR_ENV)
     if not shared and not config.name:
         raise ConfigError("name", config.name, "an explicit run name when the ranks are started outside Lightning "
                                                "(torchrun, SLURM), so that every rank uses the same run directory")
-    name, config.name = config.name, ""
     validate_config(config)
-    config.name = name
-    return Path(shared) if shared else Path(config.runs_dir) / name
+    return Path(shared) if shared else Path(config.runs_dir) / config.name
 
 
 def _resume_target(run_dir: Path, overrides: "list[str] | dict[str, Any] | None") -> tuple[Path, RunConfig, Path]:
@@ -196,7 +194,7 @@ def _resume_target(run_dir: Path, overrides: "list[str] | dict[str, Any] | None"
         if key not in RESUMABLE:
             raise ConfigError(key, value, f"not changeable when resuming; only {', '.join(RESUMABLE)} may be overridden")
     config = RunConfig.from_yaml(run_dir / "config.yaml").with_overrides(dict(items))
-    config.name = ""  # the name is taken (by this run): skip the "unused name" check
+    config.name = run_dir.name  # the directory's name, also when it was renamed since
     validate_config(config)
-    config.name = run_dir.name
+    read_checkpoint(checkpoint)  # a damaged last.ckpt is reported before anything is written
     return run_dir, config, checkpoint
