@@ -54,6 +54,7 @@ import pandas as pd
 import workbench as wb
 from workbench import widgets
 from workbench.analysis import readouts
+from workbench.figures.report import config_diff
 
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
@@ -75,7 +76,13 @@ config = wb.make_config(PRESET, {
     "runs_dir": RUNS_DIR,
     "name": RUN_NAME,
 })
-print(config.to_yaml())
+config_diff(config)
+
+# %% [markdown]
+# The table lists only what this run changes from its preset (`value`) next to the preset's own
+# value; everything else is the preset as it is. The whole config, about a hundred lines, is one call
+# away: `print(config.to_yaml())`. After training, `run.path / "config.yaml"` holds it, and re-running
+# that file reproduces the run.
 
 # %% [markdown]
 # ## 1 · The data
@@ -129,7 +136,9 @@ print("wall time: {:.0f} s on {}".format(run.summary["wall_s"], run.summary["dev
 # ## 3 · Curves
 #
 # Left: the loss terms (each objective logs its terms separately, `train/<objective>/<term>`).
-# Right: training accuracy per step and validation accuracy per epoch. What to look for:
+# Middle: training accuracy per step and validation accuracy per epoch. Right, on an axis of its
+# own: the cheap collapse monitors computed on training batches (`train/monitor/rankme`: how many
+# directions the batch's embeddings use, up to the width; `train/monitor/std_l2`). What to look for:
 #
 # * the training loss falls quickly from `log(#classes)`; if it stays flat, the learning rate is
 #   too high or too low;
