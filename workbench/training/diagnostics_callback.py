@@ -156,6 +156,8 @@ def layer_metrics(
             result = coherence(z, factors[:, names.index(target)], ctx, kind=kind, seed=seed, solver="ridge")
             out[f"coherence/{target}|{context}/cosine"] = float(result["cosine"])
             out[f"coherence/{target}|{context}/accuracy"] = float(result["accuracy"])
+            for key in ("ceiling", "normalised", "floor"):
+                out[f"coherence/{target}|{context}/{key}"] = float(result[key])
     return out
 
 
