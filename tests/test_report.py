@@ -147,13 +147,15 @@ def test_a_run_without_embeddings_or_diagnostics_gets_notes_not_a_crash(run, tmp
 
 
 def test_several_runs_add_the_comparison_with_seed_bands(run, tmp_path):
-    other = tmp_path / "tiny-seed1"
-    shutil.copytree(run.path, other, ignore=shutil.ignore_patterns("layouts"))
-    config = wb.load_run(other).config
-    config.seed = 1
-    write_config(other, config)
-    page = report_html([run.path, other], explorer=False)
-    assert 'id="comparison"' in page
+    sweep = tmp_path / "sweep"  # a directory of runs stands for every run in it
+    for seed in (0, 1):
+        shutil.copytree(run.path, sweep / f"tiny-seed{seed}", ignore=shutil.ignore_patterns("layouts"))
+        config = wb.load_run(sweep / f"tiny-seed{seed}").config
+        config.seed = seed
+        write_config(sweep / f"tiny-seed{seed}", config)
+    (sweep / "logs").mkdir()  # not a run: left out
+    page = report_html(sweep, explorer=False)
+    assert 'id="comparison"' in page and "Run tiny-seed0" in page and "Run tiny-seed1" in page
     calls = list(newplot_calls(page).values())
     assert len(calls) == 4 + 2 * 6  # val/loss, val accuracy, linear_acc and rankme by layer; then each run
     bands = [t for traces in calls[:4] for t in traces if t.get("fill") == "toself"]

@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_analyze)
 
     p = sub.add_parser("report", help="one self-contained HTML page of one run or several (no network, no kernel)")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories; several add the comparison figures")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or a directory of runs (a sweep); "
+                   "several runs add the comparison figures")
     p.add_argument("--out", default="report.html", help="the page to write (default: report.html)")
     p.add_argument("--pool", default="mean", choices=("mean", "cls"), help="embedding of the per-layer figures")
     p.add_argument("--points", type=int, default=1000, help="probe images the layer explorer lays out (default: 1000)")

@@ -211,7 +211,8 @@ def _comparison(page: _Page, runs: list[Run], pool: str, smooth: int) -> None:
 def report_html(runs: "Sequence[Run | str | Path] | Run | str | Path", *, title: str | None = None, pool: str = "mean",
                 smooth: int = 5, explorer: bool = True, layout_points: int = 1000,
                 umap_epochs: int | None = 200) -> str:
-    """The report page as HTML text (see the module docstring for what it holds).
+    """The report page as HTML text (see the module docstring for what it holds) of ``runs``: run
+    directories or :class:`Run` handles, a directory of runs (a sweep's) standing for every run in it.
 
     pool: which embedding every per-layer figure shows (``mean`` or ``cls``). smooth: rolling mean
     of the training curves. explorer: include the layer explorer (its UMAP layouts are computed, or
@@ -222,7 +223,7 @@ def report_html(runs: "Sequence[Run | str | Path] | Run | str | Path", *, title:
 
     if isinstance(runs, (Run, str, Path)):
         runs = [runs]
-    runs = [_load(r) for r in runs]
+    runs = [run for source in runs for run in _load(source)]
     if not runs:
         raise ConfigError("runs", [], "at least one run directory")
     names = [r.name for r in runs]
@@ -243,12 +244,15 @@ def report_html(runs: "Sequence[Run | str | Path] | Run | str | Path", *, title:
             + "\n".join(page.parts) + "\n</body></html>\n")
 
 
-def _load(source: "Run | str | Path") -> Run:
-    try:
-        return as_run(source)
-    except FileNotFoundError:
-        raise ConfigError("run", str(source), "a run directory holding config.yaml "
-                                              "(python -m workbench runs lists them)") from None
+def _load(source: "Run | str | Path") -> list[Run]:
+    """A run, or every run directly under a directory of runs (a sweep), in name order."""
+    if isinstance(source, Run) or (Path(source) / "config.yaml").is_file():
+        return [as_run(source)]
+    inner = sorted(p for p in Path(source).iterdir() if (p / "config.yaml").is_file()) if Path(source).is_dir() else []
+    if not inner:
+        raise ConfigError("run", str(source), "a run directory holding config.yaml, or a directory of runs "
+                                              "(python -m workbench runs lists them)")
+    return [as_run(p) for p in inner]
 
 
 def write_report(runs: "Sequence[Run | str | Path] | Run | str | Path", out: str | Path, **options: Any) -> Path:
