@@ -458,3 +458,17 @@ def test_the_dino_preset_uses_the_dino_recipe_and_the_others_the_symmetric_one()
 
     for name, preset in PRESETS.items():
         assert preset.overrides.get("views.recipe", "symmetric") == ("dino" if name == "dino" else "symmetric"), name
+
+
+def test_the_per_sample_benchmark_follows_the_recipe_and_the_ratios():
+    """The views benchmark's torchvision side makes the crops the batched side makes: each crop's
+    blur and solarize probabilities under the recipe, and the configured aspect ranges."""
+    pytest.importorskip("torchvision")
+    from workbench.bench.views import PerSampleViews
+
+    v = ViewsConfig(recipe="dino", local_crops=2, global_ratio=[0.5, 2.0], local_ratio=[1.0, 1.5])
+    dataset = PerSampleViews(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8), v, patch_size=8)
+    # each pipeline: to float, crop, flip, jitter, grayscale, blur, solarize
+    steps = [pipeline.transforms for pipeline in dataset.transforms]
+    assert [s[5].p for s in steps] == [1.0, 0.1, 0.5, 0.5] and [s[6].p for s in steps] == [0.0, 0.2, 0.0, 0.0]
+    assert [tuple(s[1].ratio) for s in steps] == [(0.5, 2.0)] * 2 + [(1.0, 1.5)] * 2
