@@ -353,8 +353,11 @@ def _blur(images: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.
     kernel = (kernel / kernel.sum(dim=1, keepdim=True)).to(images.dtype).repeat_interleave(c, dim=0)  # B*C x k
     pad = kernel_size // 2
     folded = F.pad(images.reshape(1, b * c, height, width), (pad, pad, pad, pad), mode="reflect")
-    folded = F.conv2d(folded, kernel.view(b * c, 1, 1, kernel_size), groups=b * c)
-    folded = F.conv2d(folded, kernel.view(b * c, 1, kernel_size, 1), groups=b * c)
+    # autocast would run these convolutions in bf16 and return bf16 images, which `_select` cannot
+    # mix with the float32 originals: views stay in the images' dtype under mixed precision
+    with torch.autocast(images.device.type, enabled=False):
+        folded = F.conv2d(folded, kernel.view(b * c, 1, 1, kernel_size), groups=b * c)
+        folded = F.conv2d(folded, kernel.view(b * c, 1, kernel_size, 1), groups=b * c)
     return folded.view(b, c, height, width).clamp_(0.0, 1.0)
 
 
