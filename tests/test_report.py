@@ -144,6 +144,9 @@ def test_a_run_without_embeddings_or_diagnostics_gets_notes_not_a_crash(run, tmp
     assert len(notes) == 5  # heat-maps, spectra, decodability, CKA, explorer
     assert all(note.startswith("not drawn: ") for note in notes)
     assert any("diagnostics" in note for note in notes) and any("embeddings" in note for note in notes)
+    (bare / "metrics.csv").unlink()  # a run that logged nothing yet: the curves are notes too
+    page = report_html(bare, layout_points=50, umap_epochs=5)
+    assert not newplot_calls(page) and len(re.findall(r'<p class="note">', page)) == 7
 
 
 def test_several_runs_add_the_comparison_with_seed_bands(run, tmp_path):

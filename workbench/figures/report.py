@@ -95,6 +95,9 @@ class _Page:
         except Exception as exc:  # any missing piece of a run (file, table, epoch) is a note, not a failed page
             self.note(f"not drawn: {_reason(exc)}")
             return
+        if not fig.data:  # e.g. the curves of a run that logged nothing yet
+            self.note("not drawn: nothing was logged for this figure")
+            return
         self.figures += 1
         self.add(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{self.figures}",
                              config={"responsive": True, "displaylogo": False}))

@@ -8,7 +8,7 @@ Where each tracker writes:
 
 - ``tensorboard``: event files under ``<run>/tensorboard/`` (``tensorboard --logdir runs``);
 - ``wandb``: offline mode under ``<run>/wandb/`` (``wandb sync <run>/wandb/offline-run-*`` uploads
-  it later); ``WANDB_MODE=online`` in the environment logs online instead;
+  it later); ``WANDB_MODE=online`` (or ``disabled``) in the environment changes that;
 - ``mlflow``: a local file store ``file:<run>/mlruns`` (``mlflow ui --backend-store-uri
   <run>/mlruns``), or the server named by ``MLFLOW_TRACKING_URI`` when it is set.
 
@@ -38,12 +38,12 @@ from ..errors import ConfigError
 from ..validation import LOGGERS, check_loggers, missing_tracker
 from .csv_logger import AtomicCSVLogger
 
-# The collapse metrics drawn as heat-map images (as in the collapse dashboard), and the columns of
-# the per-layer text table; metrics a run did not record are left out.
 # Tracking URIs this module chose: MLflow copies the URI it is given into MLFLOW_TRACKING_URI (for
 # its sub-processes), which must not pass for the user's choice at the next run of the process.
 _OWN_MLFLOW_URIS: set[str] = set()
 
+# The collapse metrics drawn as heat-map images (as in the collapse dashboard), and the columns of
+# the per-layer text table; metrics a run did not record are left out.
 HEATMAP_METRICS = ("rankme", "effective_rank", "std_l2", "uniformity", "linear_acc")
 TABLE_METRICS = ("rankme", "effective_rank", "std_l2", "uniformity", "linear_acc", "knn_acc")
 
@@ -80,7 +80,8 @@ def build_loggers(config: RunConfig, run_dir: str | Path) -> list[Logger]:
         elif name == "wandb":
             from lightning.pytorch.loggers import WandbLogger
 
-            offline = os.environ.get("WANDB_MODE", "offline") != "online"
+            # offline unless WANDB_MODE says otherwise (online, or disabled)
+            offline = os.environ.get("WANDB_MODE", "offline") == "offline"
             loggers.append(WandbLogger(name=run_dir.name, save_dir=run_dir, offline=offline,
                                        project=os.environ.get("WANDB_PROJECT", "workbench")))
         elif name == "mlflow":
@@ -215,10 +216,19 @@ class TrackerDiagnostics(Callback):
         self.trackers = list(trackers)
         self.cell = cell
         self.logged: set[int] = set()
+        self._seen: tuple[int, int] | None = None  # (mtime, size) of the file last read
 
-    def _table(self) -> pd.DataFrame | None:
+    def _table(self, changed_only: bool = False) -> pd.DataFrame | None:
+        """diagnostics.csv, or ``None`` when it does not exist (or, with ``changed_only``, when it is
+        the file read last time: most epochs end without a diagnostics pass)."""
         path = self.run_dir / "diagnostics.csv"
-        return pd.read_csv(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        if changed_only and (stat.st_mtime_ns, stat.st_size) == self._seen:
+            return None
+        self._seen = (stat.st_mtime_ns, stat.st_size)
+        return pd.read_csv(path)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -243,7 +253,7 @@ class TrackerDiagnostics(Callback):
         """Log every diagnostics epoch of the file not logged yet (rank 0 only)."""
         if not trainer.is_global_zero:
             return
-        table = self._table()
+        table = self._table(changed_only=True)
         if table is None or table.empty:
             return
         step = int(trainer.global_step)
