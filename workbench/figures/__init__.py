@@ -11,10 +11,12 @@ dropped by ``nbconvert --to html``.
 - :func:`spectra`: the covariance eigenvalue spectrum of every layer;
 - :func:`decodability`: label and factor probe scores per layer;
 - :func:`cka`: layer x layer linear CKA;
-- :func:`loss_curves`, :func:`training_curves`: loss terms per objective and their schedules; a
-  two-panel overview;
+- :func:`loss_curves`, :func:`training_curves`: loss terms per objective and their schedules; an
+  overview of losses, accuracies and monitors (each on its own axis);
 - :func:`compare_runs`, :func:`metric_by_layer`: several runs, seeds averaged into bands;
-- :func:`sample_grid`: images titled with their factors.
+- :func:`sample_grid`: images titled with their factors;
+- :mod:`.report`: all of them for one run or several as one self-contained HTML page, and
+  :func:`~workbench.figures.report.config_diff`, what a config changes from its preset.
 
 A figure whose data is missing raises :class:`FigureDataError` naming the run, the file and why.
 """
