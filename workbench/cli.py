@@ -1,4 +1,4 @@
-"""``python -m workbench fit | runs | presets | bench | sweep``."""
+"""``python -m workbench fit | analyze | runs | presets | bench | gpucheck | sweep``."""
 
 from __future__ import annotations
 
@@ -95,6 +95,12 @@ def _bench(args: argparse.Namespace) -> int:
                 data_dir=args.data_dir)
 
 
+def _gpucheck(args: argparse.Namespace) -> int:
+    from .bench.gpucheck import main
+
+    return main(dry_run=args.dry_run, out=args.out, parts=args.parts, budget_s=args.budget,
+                peak_tflops=args.peak_tflops, data_dir=args.data_dir, work_dir=args.work_dir)
+
 def _sweep(args: argparse.Namespace) -> int:
     from .training.sweep import plan, slurm_script, sweep
 
@@ -176,6 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: peak memory of one diagnostics pass over N probe images, depth-12 ViT")
     p.set_defaults(func=_bench)
 
+    p = sub.add_parser("gpucheck", help="check every GPU path (precision, compile, throughput, host syncs, "
+                       "diagnostics, the notebooks' GPU scales); a markdown table")
+    p.add_argument("--out", metavar="PATH", help="also write the results: JSON for a .json path, else the markdown table")
+    p.add_argument("--dry-run", action="store_true", help="every part on the CPU at toy sizes, with CPU substitutes "
+                   "for CUDA-only calls: checks that the command works (no GPU needed), not a measurement")
+    p.add_argument("--parts", type=_parts, metavar="NAME[,NAME...]",
+                   help="only these parts: precision, compile, throughput, sync, diagnostics, notebooks (default: all)")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="time budget of the whole check, shared by the parts (default: 450; none with --dry-run)")
+    p.add_argument("--peak-tflops", type=float, metavar="TFLOPS",
+                   help="the device's dense bf16 peak, for devices missing from the built-in table")
+    p.add_argument("--data-dir", default="data", help="where CIFAR-10 is looked for (cifar-10-batches-py/); "
+                   "random images in its format are used when it is absent (default: data)")
+    p.add_argument("--work-dir", metavar="DIR", help="keep the check's runs and data here (default: a temporary "
+                   "directory, removed afterwards)")
+    p.set_defaults(func=_gpucheck)
+
     p = sub.add_parser("sweep", help="train presets x seeds, each run in its own process")
     p.add_argument("--preset", action="append", metavar="NAME", help="a preset to train (repeatable)")
     p.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 or 0-4 (default: 0)")
@@ -198,6 +221,9 @@ def _indices(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of job indices") from None
 
+
+def _parts(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
