@@ -54,28 +54,18 @@ import pandas as pd
 import workbench as wb
 from workbench import widgets
 from workbench.analysis import readouts
+from workbench.analysis.notebook import notebook_settings
 from workbench.figures.report import config_diff
 
+NOTEBOOK = "00_quickstart"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
-# One dict per scale; a non-empty parameter above replaces the scale's value.
-SCALES = {
-    "cpu": {"data.name": "shapes", "data.shapes.num_images": 12000, "model.patch_size": 8, "model.width": 96,
-            "model.depth": 4, "model.heads": 4, "data.batch_size": 128, "optim.lr": 2e-3, "trainer.max_epochs": 8},
-    "gpu": {"data.name": "cifar10", "data.root": DATA_DIR, "model.patch_size": 4, "model.width": 192,
-            "model.depth": 9, "model.heads": 6, "data.batch_size": 256, "optim.lr": 1e-3, "trainer.max_epochs": 50},
-}
-chosen = {"data.name": DATASET, "data.shapes.num_images": NUM_IMAGES, "model.patch_size": PATCH_SIZE,
-          "model.width": WIDTH, "model.depth": DEPTH, "model.heads": HEADS, "data.batch_size": BATCH_SIZE,
-          "optim.lr": LR, "trainer.max_epochs": MAX_EPOCHS}
-config = wb.make_config(PRESET, {
-    **SCALES[SCALE],
-    **{key: value for key, value in chosen.items() if value},
-    "trainer.enable_progress_bar": INTERACTIVE,
-    "seed": SEED,
-    "runs_dir": RUNS_DIR,
-    "name": RUN_NAME,
-})
+# The scale's settings (workbench.analysis.notebook.SCALES); a non-empty parameter above replaces the scale's value.
+common = notebook_settings(NOTEBOOK, SCALE, seed=SEED, interactive=INTERACTIVE, data_dir=DATA_DIR, sizes={
+    "data.name": DATASET, "data.shapes.num_images": NUM_IMAGES, "model.patch_size": PATCH_SIZE, "model.width": WIDTH,
+    "model.depth": DEPTH, "model.heads": HEADS, "data.batch_size": BATCH_SIZE, "optim.lr": LR,
+    "trainer.max_epochs": MAX_EPOCHS}).overrides
+config = wb.make_config(PRESET, {**common, "runs_dir": RUNS_DIR, "name": RUN_NAME})
 config_diff(config)
 
 # %% [markdown]

@@ -60,7 +60,7 @@
 # the last layer* when it is still high at $l = L$.
 
 # %% tags=["parameters"]
-SCALE = "cpu"  # cpu: `shapes` on two CPU cores, a few minutes | gpu: CIFAR-10 scale (no ground-truth factors)
+SCALE = "cpu"  # cpu: `shapes` on two CPU cores, minutes | gpu: `shapes` at 64 px on a GPU | gpu-cifar10: CIFAR-10 (no factors)
 INTERACTIVE = True  # False in headless runs: no progress bars, no widgets
 RUNS_DIR = "../runs"
 DATA_DIR = "../data"
@@ -82,26 +82,16 @@ import workbench as wb
 from workbench.analysis import readouts
 from workbench.analysis.experiments import Variant, train_variants
 from workbench.analysis.headline import record
+from workbench.analysis.notebook import notebook_settings
 
 NOTEBOOK = "01_stepwise_construction"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
-# One dict per scale; a non-zero parameter above replaces the scale's value.
-SCALES = {
-    "cpu": {"data.name": "shapes", "data.shapes.num_images": 12000, "model.patch_size": 8, "model.width": 64,
-            "model.depth": 6, "model.heads": 4, "data.batch_size": 128, "optim.lr": 2e-3, "trainer.max_epochs": 6},
-    "gpu": {"data.name": "cifar10", "data.root": DATA_DIR, "model.patch_size": 4, "model.width": 192,
-            "model.depth": 9, "model.heads": 6, "data.batch_size": 256, "optim.lr": 1e-3, "trainer.max_epochs": 30},
-}
-common = {
-    **SCALES[SCALE],
-    **{key: value for key, value in {
-        "data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH, "model.heads": HEADS,
-        "data.batch_size": BATCH_SIZE, "trainer.max_epochs": MAX_EPOCHS}.items() if value},
-    "seed": SEED,
-    "trainer.enable_progress_bar": INTERACTIVE,
-    **OVERRIDES,
-}
+# The scale's shared settings (workbench.analysis.notebook.SCALES); a non-zero size above replaces the scale's value.
+common = notebook_settings(NOTEBOOK, SCALE, seed=SEED, interactive=INTERACTIVE, data_dir=DATA_DIR, overrides=OVERRIDES,
+                           sizes={"data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH,
+                                  "model.heads": HEADS, "data.batch_size": BATCH_SIZE,
+                                  "trainer.max_epochs": MAX_EPOCHS}).overrides
 VARIANTS = {
     "end-to-end": Variant("supervised"),
     "deep-supervision": Variant("stepwise-deepsup"),

@@ -67,7 +67,7 @@
 #   towards $\log K$ uniform collapse (no preference at all).
 
 # %% tags=["parameters"]
-SCALE = "cpu"  # cpu: `shapes` on two CPU cores, a few minutes | gpu: CIFAR-10 scale
+SCALE = "cpu"  # cpu: `shapes` on two CPU cores, a few minutes | gpu: CIFAR-10 scale (workbench.analysis.notebook)
 INTERACTIVE = True  # False in headless runs: no progress bars, no widgets
 RUNS_DIR = "../runs"
 DATA_DIR = "../data"
@@ -91,32 +91,20 @@ import workbench as wb
 from workbench.analysis import readouts
 from workbench.analysis.experiments import Variant, train_variants
 from workbench.analysis.headline import record
-from workbench.objectives.dino import DINOObjective
+from workbench.analysis.notebook import notebook_settings
 
 NOTEBOOK = "02_latent_losses_and_collapse"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
-# One dict per scale; a non-zero parameter above replaces the scale's value. The CPU scale is the
+# The scale's settings (workbench.analysis.notebook.SCALES); a non-zero size above replaces the scale's value. The CPU scale is the
 # one tests/test_collapse_phenomenon.py measures, so what this notebook states there is tested.
-SCALES = {
-    # colour jitter and grayscale off: on `shapes` colour carries much of the images' variance, and a
-    # short run asked to ignore it settles at a lower rank (see tests/test_collapse_phenomenon.py)
-    "cpu": {"data.name": "shapes", "data.shapes.num_images": 3000, "data.batch_size": 128, "model.patch_size": 8,
-            "model.width": 64, "model.depth": 3, "model.heads": 4, "trainer.max_steps": 150,
-            "trainer.log_every_n_steps": 10, "optim.lr": 5e-4, "views.local_crops": 2, "views.jitter": 0.0,
-            "views.grayscale": 0.0, "dim": 64},
-    "gpu": {"data.name": "cifar10", "data.root": DATA_DIR, "data.batch_size": 256, "model.patch_size": 4,
-            "model.width": 192, "model.depth": 6, "model.heads": 6, "trainer.max_steps": 5000,
-            "trainer.log_every_n_steps": 50, "optim.lr": 1e-3, "views.local_crops": 4, "dim": 128},
-}
-scale = {**SCALES[SCALE]}
-scale.update({key: value for key, value in {
-    "data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH,
-    "trainer.max_steps": MAX_STEPS, "dim": DIM}.items() if value})
-dim = scale.pop("dim")
-common = {**scale, "seed": SEED, "trainer.enable_progress_bar": INTERACTIVE,
+settings = notebook_settings(NOTEBOOK, SCALE, seed=SEED, interactive=INTERACTIVE, data_dir=DATA_DIR,
+                             sizes={"data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH,
+                                    "trainer.max_steps": MAX_STEPS, "dim": DIM})
+dim = settings.knobs["dim"]
+common = {**settings.overrides,
           # the cheap collapse monitors on training batches, often enough to draw a curve
-          "diagnostics.monitor_every_n_steps": max(1, scale["trainer.log_every_n_steps"]), **OVERRIDES}
+          "diagnostics.monitor_every_n_steps": max(1, settings.overrides["trainer.log_every_n_steps"]), **OVERRIDES}
 VARIANTS = {
     "toy": Variant("toy-collapse", {"objectives.toy.params.dim": dim}),
     "dino": Variant("dino"),
@@ -253,7 +241,7 @@ pd.DataFrame({label: {"total variance": s.sum(), "share of the first direction":
 
 # %%
 fig = wb.plots.loss_curves(runs["dino"])
-out_dim = runs["dino"].config.objectives["dino"].params.get("out_dim", DINOObjective.defaults["out_dim"])
+out_dim = readouts.objective_params(runs["dino"], "dino")["out_dim"]  # K prototypes, as the run trained
 fig.add_hline(y=math.log(out_dim), line_dash="dash", annotation_text="log K: uniform collapse")
 fig
 

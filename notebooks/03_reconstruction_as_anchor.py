@@ -69,7 +69,7 @@
 #   images; towards 1: the augmentation changes nothing.
 
 # %% tags=["parameters"]
-SCALE = "cpu"  # cpu: `shapes` on two CPU cores, a few minutes | gpu: CIFAR-10 scale (no ground-truth factors)
+SCALE = "cpu"  # cpu: `shapes` on two CPU cores, minutes | gpu: `shapes` at 64 px on a GPU | gpu-cifar10: CIFAR-10 (no factors)
 INTERACTIVE = True  # False in headless runs: no progress bars
 RUNS_DIR = "../runs"
 DATA_DIR = "../data"
@@ -93,32 +93,18 @@ import workbench as wb
 from workbench.analysis import readouts
 from workbench.analysis.experiments import Variant, train_variants
 from workbench.analysis.headline import record
+from workbench.analysis.notebook import notebook_settings
 
 NOTEBOOK = "03_reconstruction_as_anchor"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
-# One dict per scale; a non-zero parameter above replaces the scale's value.
-SCALES = {
-    "cpu": {"data.name": "shapes", "data.shapes.num_images": 12000, "model.patch_size": 8, "model.width": 96,
-            "model.depth": 4, "model.heads": 4, "data.batch_size": 128, "optim.lr": 2e-3,
-            "trainer.max_epochs": 3, "views.local_crops": 2, "norm_pix": False},
-    "gpu": {"data.name": "cifar10", "data.root": DATA_DIR, "model.patch_size": 4, "model.width": 192,
-            "model.depth": 9, "model.heads": 6, "data.batch_size": 256, "optim.lr": 1e-3,
-            "trainer.max_epochs": 100, "views.local_crops": 4, "norm_pix": True},
-}
-scale = {**SCALES[SCALE]}
-norm_pix = scale.pop("norm_pix")
-if NORM_PIX is not None:
-    norm_pix = bool(NORM_PIX)
-common = {
-    **scale,
-    **{key: value for key, value in {
-        "data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH, "model.heads": HEADS,
-        "data.batch_size": BATCH_SIZE, "trainer.max_epochs": MAX_EPOCHS}.items() if value},
-    "seed": SEED,
-    "trainer.enable_progress_bar": INTERACTIVE,
-    **OVERRIDES,
-}
+# The scale's settings (workbench.analysis.notebook.SCALES); a non-zero size above replaces the scale's value.
+settings = notebook_settings(NOTEBOOK, SCALE, seed=SEED, interactive=INTERACTIVE, data_dir=DATA_DIR, overrides=OVERRIDES,
+                             sizes={"data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH,
+                                    "model.heads": HEADS, "data.batch_size": BATCH_SIZE,
+                                    "trainer.max_epochs": MAX_EPOCHS})
+common = settings.overrides
+norm_pix = settings.knobs["norm_pix"] if NORM_PIX is None else bool(NORM_PIX)
 VARIANTS = {
     "latent-only": Variant("lejepa"),
     "latent+mae": Variant("lejepa", {"objectives.mae.kind": "mae", "objectives.mae.weight": MAE_WEIGHT,

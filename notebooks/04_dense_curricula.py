@@ -66,7 +66,7 @@
 # large object's shape) and every ground-truth factor of the `shapes` images from it.
 
 # %% tags=["parameters"]
-SCALE = "cpu"  # cpu: `shapes` on two CPU cores, a few minutes | gpu: CIFAR-10 scale (no ground-truth factors)
+SCALE = "cpu"  # cpu: `shapes` on two CPU cores, minutes | gpu: `shapes` at 64 px on a GPU | gpu-cifar10: CIFAR-10 (no factors)
 INTERACTIVE = True  # False in headless runs: no progress bars
 RUNS_DIR = "../runs"
 DATA_DIR = "../data"
@@ -95,32 +95,22 @@ import workbench as wb
 from workbench.analysis import curricula, readouts
 from workbench.analysis.experiments import Variant, train_variants
 from workbench.analysis.headline import record
+from workbench.analysis.notebook import notebook_settings
 
 NOTEBOOK = "04_dense_curricula"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
-# One dict per scale; a non-zero parameter above replaces the scale's value. `target` and `every`
+# The scale's settings (workbench.analysis.notebook.SCALES); a non-zero size above replaces the scale's value. `target` and `every`
 # are the adaptive schedule's: at the CPU scale the MAE loss first falls below 0.9 within the first
 # quarter of training (measured); the GPU scale's 0.5 is an unmeasured guess.
-SCALES = {
-    "cpu": {"data.name": "shapes", "data.shapes.num_images": 12000, "model.patch_size": 4, "model.width": 96,
-            "model.depth": 4, "model.heads": 4, "data.batch_size": 128, "optim.lr": 2e-3,
-            "trainer.max_epochs": 4, "trainer.log_every_n_steps": 10, "objectives.mae.params.norm_pix": False,
-            "target": 0.9, "every": 20},
-    "gpu": {"data.name": "cifar10", "data.root": DATA_DIR, "model.patch_size": 4, "model.width": 192,
-            "model.depth": 9, "model.heads": 6, "data.batch_size": 256, "optim.lr": 1.5e-3,
-            "trainer.max_epochs": 100, "trainer.log_every_n_steps": 20, "objectives.mae.params.norm_pix": True,
-            "target": 0.5, "every": 100},
-}
-scale = {**SCALES[SCALE]}
-if NORM_PIX is not None:
-    scale["objectives.mae.params.norm_pix"] = bool(NORM_PIX)
-scale.update({key: value for key, value in {
-    "data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH, "model.heads": HEADS,
-    "data.batch_size": BATCH_SIZE, "trainer.max_epochs": MAX_EPOCHS, "target": ADAPTIVE_TARGET,
-    "every": ADAPTIVE_EVERY}.items() if value})
-target, every = scale.pop("target"), scale.pop("every")
-common = {**scale, "seed": SEED, "trainer.enable_progress_bar": INTERACTIVE, **OVERRIDES}
+settings = notebook_settings(
+    NOTEBOOK, SCALE, seed=SEED, interactive=INTERACTIVE, data_dir=DATA_DIR,
+    sizes={"data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH, "model.heads": HEADS,
+           "data.batch_size": BATCH_SIZE, "trainer.max_epochs": MAX_EPOCHS, "target": ADAPTIVE_TARGET,
+           "every": ADAPTIVE_EVERY},
+    overrides={**({"objectives.mae.params.norm_pix": bool(NORM_PIX)} if NORM_PIX is not None else {}), **OVERRIDES})
+common = settings.overrides
+target, every = settings.knobs["target"], settings.knobs["every"]
 
 RATIO = "objectives.mae.params.mask_ratio"
 CURRICULA = {

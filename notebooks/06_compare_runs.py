@@ -56,7 +56,6 @@ POOL = "cls"  # the pooled token the probes read: cls (what every preset's objec
 SOLUTIONS = False  # True: the exercise solutions train their extra runs too
 
 # %%
-import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -66,25 +65,17 @@ import pandas as pd
 import workbench as wb
 from workbench.analysis import summaries
 from workbench.analysis.headline import notebook_dir, record
+from workbench.analysis.notebook import notebook_settings
 from workbench.training.sweep import load_sweep, parse_seeds, slurm_script, sweep
 
 NOTEBOOK = "06_compare_runs"
 wb.plots.use_notebook_renderer()  # figures survive export to HTML
 
-# One dict per scale; a non-zero parameter above replaces the scale's value.
-SCALES = {
-    "cpu": {"data.name": "shapes", "data.shapes.num_images": 6000, "model.patch_size": 8, "model.width": 64,
-            "model.depth": 4, "model.heads": 4, "data.batch_size": 128, "optim.lr": 2e-3,
-            "trainer.max_epochs": 3, "views.local_crops": 2, "diagnostics.monitor_every_n_steps": 10},
-    "gpu": {"data.name": "cifar10", "data.root": str(Path(DATA_DIR).resolve()), "model.patch_size": 4,
-            "model.width": 192, "model.depth": 9, "model.heads": 6, "data.batch_size": 256, "optim.lr": 1e-3,
-            "trainer.max_epochs": 50, "views.local_crops": 4, "diagnostics.monitor_every_n_steps": 50},
-}
-settings = {**SCALES[SCALE]}
-settings.update({key: value for key, value in {
-    "data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH,
-    "trainer.max_epochs": MAX_EPOCHS}.items() if value})
-settings.update(OVERRIDES)
+# The scale's settings (workbench.analysis.notebook.SCALES); a non-zero size above replaces the
+# scale's value. The sweep sets each run's seed.
+settings = notebook_settings(NOTEBOOK, SCALE, seed=None, interactive=None, data_dir=DATA_DIR, overrides=OVERRIDES,
+                             sizes={"data.shapes.num_images": NUM_IMAGES, "model.width": WIDTH, "model.depth": DEPTH,
+                                    "trainer.max_epochs": MAX_EPOCHS}).overrides
 # the sweep passes overrides on its jobs' command lines, as key=value with the value in YAML (JSON is YAML)
 overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
 presets = [p.strip() for p in PRESETS.split(",")] if isinstance(PRESETS, str) else list(PRESETS)
@@ -115,11 +106,8 @@ pd.Series(overrides, name="every run").to_frame()
 
 # %%
 sweep_dir = root / name
-sweep_dir.mkdir(parents=True, exist_ok=True)
-# A job caches generated data under `data/` of its working directory: run the jobs inside the sweep
-# directory, so that the cache stays with the sweep's runs (the repository is left untouched).
-with contextlib.chdir(sweep_dir):
-    runs = sweep(presets, seeds, overrides, jobs=JOBS, runs_dir=root, name=name)
+# every job caches the generated data in DATA_DIR, as the other notebooks' runs do
+runs = sweep(presets, seeds, overrides, jobs=JOBS, runs_dir=root, name=name, data_dir=Path(DATA_DIR).resolve())
 runs = load_sweep(sweep_dir)  # the same runs, read back from the directory alone
 print(f"{len(runs)} runs: " + ", ".join(run.name for run in runs))
 
@@ -275,8 +263,8 @@ print(slurm_script(presets, seeds, overrides, runs_dir=root, name=name))
 # %% tags=["solution"]
 # Exercise 1: three more seeds; the completed runs of the first three are kept, not retrained.
 if SOLUTIONS:
-    with contextlib.chdir(sweep_dir):
-        more = sweep(presets, [SEED + s for s in range(6)], overrides, jobs=JOBS, runs_dir=root, name=name)
+    more = sweep(presets, [SEED + s for s in range(6)], overrides, jobs=JOBS, runs_dir=root, name=name,
+                 data_dir=Path(DATA_DIR).resolve())
     print(summaries.mean_pm_std(summaries.mean_std(summaries.seed_table(more, pool=POOL))))
 
 # %% tags=["solution"]

@@ -32,8 +32,8 @@ PRESETS: dict[str, Preset] = {
                _objectives(supervised={"layers": "last"})),
         Preset("toy-collapse", "The toy (docs/concepts.md): two crops, one encoder, KL between their softmax outputs; it collapses.",
                _objectives(toy={"kind": "toy_kl"})),
-        Preset("dino", "DINO: EMA teacher with centring and sharpening, multi-crop with DINO's per-crop "
-               "augmentations, teacher-temperature warm-up.",
+        Preset("dino", "DINO: EMA teacher, centring and sharpening, multi-crop with per-crop augmentations, "
+               "teacher-temperature warm-up.",
                {**_objectives(dino={}), "views.recipe": "dino"}),
         Preset("ijepa", "I-JEPA: predict the EMA teacher's target-block tokens from a context block.",
                _objectives(ijepa={})),

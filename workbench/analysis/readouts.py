@@ -134,6 +134,18 @@ def spectrum(run: Run, layer: int | None = None, pool: str = "cls", epoch: int |
     return np.sort(np.asarray(run.embeddings(epoch, [key])[key], dtype=np.float64))[::-1]
 
 
+def objective_params(run: Run, objective: str) -> dict[str, Any]:
+    """The parameters objective ``objective`` of ``run`` trained with: its defaults, overridden by
+    the run's ``config.yaml`` (schedules stay as their specs)."""
+    from ..objectives import objective_class
+
+    objectives = run.config.objectives
+    if objective not in objectives:
+        raise KeyError(f"objective {objective!r} is not in {run.path / 'config.yaml'}; it has {list(objectives)}")
+    config = objectives[objective]
+    return {**objective_class(objective, config).defaults, **config.params}
+
+
 def final_logged(run: Run, column: str, last: int = 1) -> float:
     """The mean of the last ``last`` logged values of a metrics.csv column (e.g. ``train/dino/teacher_entropy``)."""
     metrics = run.metrics

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -87,100 +88,126 @@ def fit(
     group this call started (Lightning's launcher) is destroyed when it returns or fails; a group
     that existed before the call is left to its owner.
     """
-    checkpoint_path = None
-    secondary = launched_rank() > 0  # a process a DDP launcher started for a rank other than 0
+    plan = _plan(config, preset, overrides, resume)
+    _quiet_lightning()
+    datamodule = TensorDataModule(plan.config.data, cache_dir=cache_dir, order_seed=plan.config.seed).prepare()
+    L.seed_everything(plan.config.seed, verbose=False)
+    module = WorkbenchModule(plan.config, datamodule.info)
+    _open_run_dir(plan)
+    trainer, diagnostics, loggers = _trainer(plan, callbacks)
+    return Run(_train(trainer, module, datamodule, plan, diagnostics, loggers))
+
+
+@dataclass
+class _Plan:
+    """What a call of :func:`fit` trains: the validated config, the run directory (None until rank 0
+    creates it for a new run) and the checkpoint it resumes from (None for a new run)."""
+
+    config: RunConfig
+    run_dir: Path | None = None
+    checkpoint: Path | None = None
+    secondary: bool = False  # a process a DDP launcher started for a rank other than 0: it only trains
+
+
+def _plan(config, preset, overrides, resume) -> _Plan:
+    """Resolve the arguments of :func:`fit` into a validated config, before anything is loaded or written."""
+    secondary = launched_rank() > 0
     if resume is not None:
         if config is not None or preset is not None:
             raise ConfigError("resume", str(resume), "a run directory alone: the run's config.yaml is the config "
                                                      "(do not pass a config or a preset)")
-        run_dir, config, checkpoint_path = _resume_target(Path(resume), overrides)
-    elif config is None:
-        config = make_config(preset or "supervised", overrides, validate=not secondary)
-    else:
-        base = RunConfig.from_dict(config) if isinstance(config, dict) else config
-        config = make_config(preset, overrides, base=base, validate=not secondary)
-    if secondary and checkpoint_path is None:
-        run_dir = _rank_zero_run_dir(config)
-    _quiet_lightning()
+        run_dir, config, checkpoint = _resume_target(Path(resume), overrides)
+        return _Plan(config, run_dir, checkpoint, secondary)
+    base = RunConfig.from_dict(config) if isinstance(config, dict) else config
+    config = make_config(preset or ("supervised" if base is None else None), overrides, base=base)
+    return _Plan(config, _rank_zero_run_dir(config) if secondary else None, None, secondary)
 
-    datamodule = TensorDataModule(config.data, cache_dir=cache_dir, order_seed=config.seed).prepare()
-    L.seed_everything(config.seed, verbose=False)
-    module = WorkbenchModule(config, datamodule.info)
 
-    if secondary:
-        config.name = run_dir.name  # rank 0 writes; this rank only trains
-    elif checkpoint_path is None:
-        run_dir = create_run_dir(config)
-        config.name = run_dir.name
+def _open_run_dir(plan: _Plan) -> None:
+    """Rank 0 creates the run directory (or, resuming, drops the rows logged after the checkpoint)
+    and writes config.yaml and a "running" summary; other ranks use rank 0's directory."""
+    if plan.secondary:
+        plan.config.name = plan.run_dir.name
+        return
+    if plan.checkpoint is None:
+        plan.run_dir = create_run_dir(plan.config)
+        plan.config.name = plan.run_dir.name
     else:
-        state = read_checkpoint(checkpoint_path)
-        keep_rows_before(run_dir / "metrics.csv", int(state["epoch"]), int(state["global_step"]))
-        keep_epochs_until(run_dir / "diagnostics.csv", int(state["epoch"]) + 1)
+        state = read_checkpoint(plan.checkpoint)
+        keep_rows_before(plan.run_dir / "metrics.csv", int(state["epoch"]), int(state["global_step"]))
+        keep_epochs_until(plan.run_dir / "diagnostics.csv", int(state["epoch"]) + 1)
         del state
-    if not secondary:
-        write_config(run_dir, config)
-        write_summary(run_dir, {"status": "running", "name": config.name})
-        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+    write_config(plan.run_dir, plan.config)
+    write_summary(plan.run_dir, {"status": "running", "name": plan.config.name})
+    os.environ[RUN_DIR_ENV] = str(plan.run_dir.resolve())
 
-    t = config.trainer
-    checkpoint = LastCheckpoint(run_dir / "checkpoints")
+
+def _trainer(plan: _Plan, callbacks: Sequence[Callback]):
+    """Lightning's Trainer for the run, its diagnostics callback (None when off) and its loggers."""
+    config, run_dir, t = plan.config, plan.run_dir, plan.config.trainer
     diagnostics = DiagnosticsCallback(run_dir, config.diagnostics, config.seed) if config.diagnostics.enabled else None
     loggers = build_loggers(config, run_dir)  # metrics.csv first, then the trackers of trainer.loggers
     trainer = L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, limit_train_batches=t.limit_train_batches,
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=resolve_precision(config),
-        logger=loggers,
-        callbacks=[checkpoint, *([diagnostics] if diagnostics else []), *tracker_callbacks(loggers, run_dir), *callbacks], default_root_dir=run_dir, enable_checkpointing=False,
+        precision=resolve_precision(config), logger=loggers,
+        callbacks=[LastCheckpoint(run_dir / "checkpoints"), *([diagnostics] if diagnostics else []),
+                   *tracker_callbacks(loggers, run_dir), *callbacks],
+        default_root_dir=run_dir, enable_checkpointing=False,
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         enable_progress_bar=t.enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         gradient_clip_val=config.optim.grad_clip,
     )
+    return trainer, diagnostics, loggers
+
+
+def _train(trainer: L.Trainer, module, datamodule, plan: _Plan, diagnostics, loggers) -> Path:
+    """Fit, test and write the summary; returns rank 0's run directory on every rank."""
     # Lightning starts a process group under DDP and leaves it alive; threads of a gloo / NCCL group
     # still running at interpreter exit abort the process ("terminate called without an active
     # exception"). A group this call started is destroyed when it ends, failed or not; one the
     # caller made (torchrun scripts) is left alone.
     owns_group = not (dist.is_available() and dist.is_initialized())
-    start = time.perf_counter()
-    failed = True
+    start, failed = time.perf_counter(), True
     try:
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint, weights_only=True)
             trainer.test(module, datamodule=datamodule, verbose=False)
         except BaseException as exc:
             if trainer.is_global_zero:
-                write_summary(run_dir, {"status": "failed", "name": config.name,
-                                        "error": f"{type(exc).__name__}: {exc}", "wall_s": time.perf_counter() - start})
+                write_summary(plan.run_dir, {"status": "failed", "name": plan.config.name,
+                                             "error": f"{type(exc).__name__}: {exc}", "wall_s": time.perf_counter() - start})
             raise
-        wall = time.perf_counter() - start
         if trainer.is_global_zero:
-            headline = {k: float(v) for k, v in trainer.callback_metrics.items()
-                        if k.startswith(("val/", "test/")) and torch.is_tensor(v) and v.numel() == 1}
-            write_summary(run_dir, {
-                "status": "completed", "name": config.name, "wall_s": round(wall, 2),
-                "epochs": trainer.current_epoch, "steps": trainer.global_step,
-                "diagnostics_s": round(diagnostics.seconds, 2) if diagnostics else 0.0,
-                "device": str(trainer.strategy.root_device), "precision": str(trainer.precision),
-                "headline": headline, **({"resumed": True} if checkpoint_path is not None else {}),
-            })
+            write_summary(plan.run_dir, _completed_summary(trainer, plan, diagnostics, time.perf_counter() - start))
         # every rank returns rank 0's directory (a launched rank's environment can be from an earlier fit)
-        run_path = Path(trainer.strategy.broadcast(str(run_dir), src=0))
+        run_path = Path(trainer.strategy.broadcast(str(plan.run_dir), src=0))
         failed = False
     finally:
         finish_trackers(loggers, failed)
         if owns_group and dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-    return Run(run_path)
+    return run_path
+
+
+def _completed_summary(trainer: L.Trainer, plan: _Plan, diagnostics, wall: float) -> dict[str, Any]:
+    headline = {k: float(v) for k, v in trainer.callback_metrics.items()
+                if k.startswith(("val/", "test/")) and torch.is_tensor(v) and v.numel() == 1}
+    return {
+        "status": "completed", "name": plan.config.name, "wall_s": round(wall, 2),
+        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "diagnostics_s": round(diagnostics.seconds, 2) if diagnostics else 0.0,
+        "device": str(trainer.strategy.root_device), "precision": str(trainer.precision),
+        "headline": headline, **({"resumed": True} if plan.checkpoint is not None else {}),
+    }
 
 
 def _rank_zero_run_dir(config: RunConfig) -> Path:
-    """On a rank other than 0: the run directory rank 0 creates, and the config validated as rank 0
-    validated it."""
+    """On a rank other than 0: the run directory rank 0 creates."""
     shared = os.environ.get(RUN_DIR_ENV)
     if not shared and not config.name:
         raise ConfigError("name", config.name, "an explicit run name when the ranks are started outside Lightning "
                                                "(torchrun, SLURM), so that every rank uses the same run directory")
-    validate_config(config)
     return Path(shared) if shared else Path(config.runs_dir) / config.name
 
 
