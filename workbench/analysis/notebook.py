@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..config import parse_override
+from ..data.shapes import GPU_SCALE_OVERRIDES
 from ..errors import ConfigError
 
 CIFAR10 = "<DATA_DIR>"  # stands for the notebook's DATA_DIR in ``data.root``
 
 _VIT_TINY = {"model.patch_size": 4, "model.width": 192, "model.depth": 9, "model.heads": 6, "data.batch_size": 256}
-_SHAPES_64 = {"data.name": "shapes", "data.shapes.image_size": 64, "data.shapes.num_images": 50000,
+_SHAPES_64 = {"data.name": "shapes", **dict(parse_override(o) for o in GPU_SCALE_OVERRIDES),  # 64 px, 50,000 images
               "model.patch_size": 8, "model.width": 192, "model.depth": 9, "model.heads": 6, "data.batch_size": 256}
 _CIFAR = {"data.name": "cifar10", "data.root": CIFAR10}
 
