@@ -16,7 +16,7 @@ import torch
 import workbench as wb
 from workbench.bench.gpucheck import PARTS, to_markdown
 from workbench.bench.gpucheck_runs import LOSS_TOLERANCE, PartBudget, _run_items, compare_losses
-from workbench.bench.notebook_scales import DATA_DIR, GPU_NOTEBOOKS, notebook_runs, write_synthetic_cifar10
+from workbench.bench.notebook_scales import notebook_runs, write_synthetic_cifar10
 from workbench.bench.throughput import BackboneFlops, flop_counter, peak_tflops, vit_forward_flops
 from workbench.cli import main as cli_main
 
@@ -78,10 +78,12 @@ def test_dry_run_covers_every_preset_and_says_what_it_substituted(dry_run):
     assert names == {f"{p} @ {b}" for p in ("supervised", "dino", "mae") for b in (8, 16)}
     for item in parts["throughput"]["items"]:
         assert item["images_per_s"] > 0 and item["model_gflop_per_image"] > 0 and item["peak_memory_mib"] > 0
-    # every notebook's runs are listed; each notebook's first run trained
+    # every notebook's runs at every GPU scale are listed; each notebook's first run at `gpu` trained
     notebooks = parts["notebooks"]["items"]
-    assert len(notebooks) == sum(len(n.variants) for n in GPU_NOTEBOOKS.values())
-    assert sum(i["trained"] for i in notebooks) == len(GPU_NOTEBOOKS)
+    runs = notebook_runs("data")
+    assert sorted(i["name"] for i in notebooks) == sorted(r.name for r in runs)
+    trained = [i["name"] for i in notebooks if i["trained"]]
+    assert len(trained) == len({r.notebook for r in runs}) == 7 and all(" [gpu] / " in n for n in trained)
 
 
 def test_dry_run_prints_the_table_and_writes_nothing_else(dry_run):
@@ -200,9 +202,9 @@ class _Captured(Exception):
     pass
 
 
-def _notebook_configs(name: str, tmp_path: Path, data_dir: str, monkeypatch) -> dict:
-    """The configs notebook ``name`` trains at SCALE = "gpu", by run label: its parameters and set-up
-    cells executed with SCALE = "gpu" (notebook 05: its training cell, stopped at ``wb.fit``)."""
+def _notebook_configs(name: str, scale: str, tmp_path: Path, data_dir: str, monkeypatch) -> dict:
+    """The configs notebook ``name`` trains at ``SCALE = scale``, by run label: its parameters and
+    set-up cells executed with that scale (notebook 05: its training cell, stopped at ``wb.fit``)."""
     from workbench.analysis.experiments import variant_config
     from workbench.presets import make_config
 
@@ -210,7 +212,7 @@ def _notebook_configs(name: str, tmp_path: Path, data_dir: str, monkeypatch) -> 
     first = next(i for i, (header, _) in enumerate(cells) if "parameters" in header)
     ns: dict = {}
     exec(cells[first][1], ns)
-    ns.update(SCALE="gpu", INTERACTIVE=False, RUNS_DIR=str(tmp_path / "runs"), DATA_DIR=data_dir)
+    ns.update(SCALE=scale, INTERACTIVE=False, RUNS_DIR=str(tmp_path / "runs"), DATA_DIR=data_dir)
     exec(cells[first + 1][1], ns)
     if name == "00_quickstart":
         return {"quickstart": ns["config"]}
@@ -228,18 +230,30 @@ def _notebook_configs(name: str, tmp_path: Path, data_dir: str, monkeypatch) -> 
             for label, v in ns["VARIANTS"].items()}
 
 
-@pytest.mark.parametrize("notebook", list(GPU_NOTEBOOKS))
-def test_gpu_table_equals_the_notebooks(notebook, tmp_path, monkeypatch, capsys):
+_SCALES = sorted({(r.notebook, r.scale) for r in notebook_runs("data")})
+
+
+def test_every_training_notebook_and_gpu_scale_is_covered():
+    from workbench.analysis.notebook import SCALES
+
+    expected = {(n, s) for n, scales in SCALES.items() for s in scales if s.startswith("gpu")}
+    assert set(_SCALES) == expected | {("05_layer_explorer", "gpu")}
+
+
+@pytest.mark.parametrize("notebook,scale", _SCALES)
+def test_gpu_runs_equal_the_notebooks(notebook, scale, tmp_path, monkeypatch, capsys):
     from workbench.config import SEED_FIELDS, changed_fields
     from workbench.presets import make_config
 
     monkeypatch.setattr(wb.plots, "use_notebook_renderer", lambda: None)
     data_dir = str((tmp_path / "data").resolve())
-    theirs = _notebook_configs(notebook, tmp_path, data_dir, monkeypatch)
-    ours = {r.label: make_config(r.preset, r.overrides) for r in notebook_runs(data_dir) if r.notebook == notebook}
+    theirs = _notebook_configs(notebook, scale, tmp_path, data_dir, monkeypatch)
+    ours = {r.label: make_config(r.preset, r.overrides) for r in notebook_runs(data_dir)
+            if (r.notebook, r.scale) == (notebook, scale)}
     assert list(ours) == list(theirs)
     # notebook 05 leaves data.root to the default search; the check points it at its CIFAR-10
     ignore = (*SEED_FIELDS, "data.root") if notebook == "05_layer_explorer" else SEED_FIELDS
     for label, config in theirs.items():
         assert changed_fields(config, ours[label], ignore=ignore) == [], label
-    assert any(v == DATA_DIR for v in GPU_NOTEBOOKS[notebook].common.values()) == (notebook != "05_layer_explorer")
+        if config.data.name == "cifar10" and notebook != "05_layer_explorer":
+            assert config.data.root == ours[label].data.root == data_dir

@@ -14,8 +14,6 @@ import torch
 
 from .gpucheck_runs import Check, PartBudget, _fmt, _item, _run_items
 
-# ---- (e) diagnostics and layouts ---------------------------------------------------------------
-
 #: Metric agreement on the same embeddings, device against CPU: ``|a - b| <= atol + rtol * |a|``.
 #: Accuracies and probe scores come from iterative fits (L-BFGS) or votes whose float rounding
 #: differs by device: a few test points may flip, so 0.02 (12 of 600 test points at 2,000 probe

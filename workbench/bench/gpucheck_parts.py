@@ -241,15 +241,19 @@ def part_notebooks(check: Check, budget: PartBudget) -> dict:
     extra = {"trainer.max_steps": s.notebook_steps, "trainer.enable_progress_bar": False, "seed": 0,
              **dict(s.notebook_extra)}
     runs = notebook_runs(root, extra)
-    # each notebook's first run as the notebook trains it (diagnostics included), then the others
-    # without diagnostics (part (e) checks those), so a short budget still starts every notebook
+    # First the first run of each notebook at each scale, as the notebook trains it (diagnostics
+    # included), `gpu` scales before the others; then the other runs without diagnostics (part (e)
+    # checks those), so a short budget still starts every notebook.
     firsts, seen = [], set()
-    for r in runs:
-        if r.notebook not in seen:
-            seen.add(r.notebook)
+    for r in sorted(runs, key=lambda r: r.scale != "gpu"):
+        if (r.notebook, r.scale) not in seen:
+            seen.add((r.notebook, r.scale))
             firsts.append(r)
-    order = firsts + [r for r in runs if r not in firsts]
-    by_name = {f"{r.notebook} / {r.label}": r for r in order}
+    order = firsts + sorted((r for r in runs if r not in firsts), key=lambda r: r.scale != "gpu")
+    by_name = {r.name: r for r in order}
+    # the dry run trains the first run of each notebook at its `gpu` scale; the others' configs are
+    # built and validated
+    trains = {r.name for r in firsts if r.scale == "gpu"} if check.dry_run else set(by_name)
 
     def one(name: str) -> dict:
         from ..presets import make_config
@@ -259,8 +263,7 @@ def part_notebooks(check: Check, budget: PartBudget) -> dict:
         diagnostics = r in firsts
         if not diagnostics:
             overrides["diagnostics.enabled"] = False
-        if check.dry_run and not diagnostics:
-            # the dry run trains each notebook's first run; the others' configs are built and validated
+        if name not in trains:
             make_config(r.preset, overrides)
             return _item(name, "ok", preset=r.preset, steps=None, diagnostics=False, trained=False)
         run = check.fit(r.preset, overrides)
@@ -275,7 +278,8 @@ def part_notebooks(check: Check, budget: PartBudget) -> dict:
         "settings": {"data": source, "steps": s.notebook_steps, "extra": extra},
         "tolerance": f"the run completes its {s.notebook_steps} steps",
         "substitutes": ([] if check.cuda else ["toy model sizes instead of the notebooks'; only each notebook's "
-                                               "first run trains, the others' configs are built and validated"])
+                                               "first run at its `gpu` scale trains, the other runs' configs are "
+                                               "built and validated"])
         + ([] if real is not None else ["random images in CIFAR-10's format"]),
         "notes": [f"data: {source}"],
         "columns": ["preset", "steps", "diagnostics", "wall s"],

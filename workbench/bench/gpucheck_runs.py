@@ -76,7 +76,7 @@ DRY = Sizes(
                        "diagnostics.token_images=8", "diagnostics.probe_steps=5"),
     layout_points=40, layout_epochs=10,
     notebook_steps=2,
-    notebook_extra=(("model.patch_size", 8), ("model.width", 16), ("model.depth", 2), ("model.heads", 2),
+    notebook_extra=(("data.shapes.num_images", 400), ("model.patch_size", 8), ("model.width", 16), ("model.depth", 2), ("model.heads", 2),
                     ("views.local_crops", 2), ("data.batch_size", 16), ("data.probe_size", 32),
                     ("diagnostics.token_images", 8), ("diagnostics.probe_steps", 5)),
     cifar_per_batch=60,

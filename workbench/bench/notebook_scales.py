@@ -1,115 +1,105 @@
-"""The notebooks' ``SCALE = "gpu"`` settings in one table, and a synthetic CIFAR-10 to start them on.
+"""Every run the notebooks train at their GPU scales, and a synthetic CIFAR-10 to start them on.
 
-Each notebook (``notebooks/*.py``) keeps its own ``SCALES`` dict in its parameters cell and builds its
-runs from it. :data:`GPU_NOTEBOOKS` copies what every notebook trains at ``SCALE = "gpu"`` with its
-other parameters at their defaults: the settings shared by its runs and each run's preset and own
-overrides. ``tests/test_gpucheck.py`` executes the notebooks' set-up cells with ``SCALE = "gpu"`` and
-checks that the configs built from this table are theirs, so the table cannot drift from the
-notebooks unnoticed.
-
-``DATA_DIR`` in a setting stands for the notebook's ``DATA_DIR`` parameter (where the CIFAR-10
-batches live); :func:`notebook_runs` replaces it.
+The notebooks' scales live in :data:`workbench.analysis.notebook.SCALES` and are read with
+:func:`~workbench.analysis.notebook.notebook_settings`, as the notebooks read them; notebook 05 sets
+its GPU sizes in its own cell (:data:`EXPLORER_GPU`). What this module adds is each notebook's
+runs: the preset and overrides of every run, built from the scale's knobs as the notebook's
+``VARIANTS`` builds them with its other parameters at their defaults. ``tests/test_gpucheck.py``
+executes the notebooks' set-up cells at every GPU scale and checks that the configs built here are
+the notebooks' own.
 """
 
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..analysis.experiments import Variant
 
-#: Stands for the notebook's ``DATA_DIR`` in :data:`GPU_NOTEBOOKS`.
-DATA_DIR = "<DATA_DIR>"
+#: Notebook 05's run when it has none to open, at ``SCALE = "gpu"`` (its parameters and GPU cell);
+#: it reads CIFAR-10 from ``data.root``'s default search, which the check points at its copy.
+EXPLORER_GPU = {"data.name": "cifar10", "data.shapes.num_images": 6000, "data.batch_size": 256,
+                "data.probe_size": 5000, "data.download": True, "model.patch_size": 4, "model.width": 192,
+                "model.depth": 6, "model.heads": 6, "trainer.max_epochs": 100}
 
 
-@dataclass(frozen=True)
-class NotebookScale:
-    """What one notebook trains at ``SCALE = "gpu"``: ``common`` overrides for every run, and its runs
-    as ``label -> Variant(preset, overrides)`` (the variant's overrides applied after ``common``)."""
-
-    common: dict[str, Any]
-    variants: dict[str, Variant] = field(default_factory=dict)
-
-
-_CIFAR_VIT = {"data.name": "cifar10", "data.root": DATA_DIR, "model.patch_size": 4, "model.width": 192,
-              "model.depth": 9, "model.heads": 6, "data.batch_size": 256}
-
-GPU_NOTEBOOKS: dict[str, NotebookScale] = {
-    "00_quickstart": NotebookScale(
-        {**_CIFAR_VIT, "optim.lr": 1e-3, "trainer.max_epochs": 50},
-        {"quickstart": Variant("supervised")}),
-    "01_stepwise_construction": NotebookScale(
-        {**_CIFAR_VIT, "optim.lr": 1e-3, "trainer.max_epochs": 30},
-        {"end-to-end": Variant("supervised"),
-         "deep-supervision": Variant("stepwise-deepsup"),
-         "pixel-ladder-fine-to-coarse": Variant("stepwise-pixel-ladder",
-                                                {"objectives.ladder.params.direction": "fine_to_coarse"}),
-         "pixel-ladder-coarse-to-fine": Variant("stepwise-pixel-ladder",
-                                                {"objectives.ladder.params.direction": "coarse_to_fine"}),
-         "local-greedy": Variant("local-greedy")}),
-    "02_latent_losses_and_collapse": NotebookScale(
-        {"data.name": "cifar10", "data.root": DATA_DIR, "data.batch_size": 256, "model.patch_size": 4,
-         "model.width": 192, "model.depth": 6, "model.heads": 6, "trainer.max_steps": 5000,
-         "trainer.log_every_n_steps": 50, "optim.lr": 1e-3, "views.local_crops": 4,
-         "diagnostics.monitor_every_n_steps": 50},
-        {"toy": Variant("toy-collapse", {"objectives.toy.params.dim": 128}),
-         "dino": Variant("dino"),
-         "lejepa": Variant("lejepa", {"objectives.lejepa.params.dim": 128}),
-         "vicreg": Variant("vicreg", {"objectives.vicreg.params.dim": 128})}),
-    "03_reconstruction_as_anchor": NotebookScale(
-        {**_CIFAR_VIT, "optim.lr": 1e-3, "trainer.max_epochs": 100, "views.local_crops": 4},
-        {"latent-only": Variant("lejepa"),
-         "latent+mae": Variant("lejepa", {"objectives.mae.kind": "mae", "objectives.mae.weight": 1.0,
-                                          "objectives.mae.params.norm_pix": True}),
-         "coherent": Variant("coherent", {"objectives.ladder.params.norm_pix": True})}),
-    "04_dense_curricula": NotebookScale(
-        {**_CIFAR_VIT, "optim.lr": 1.5e-3, "trainer.max_epochs": 100, "trainer.log_every_n_steps": 20,
-         "objectives.mae.params.norm_pix": True},
-        {"fixed": Variant("mae", {"objectives.mae.params.mask_ratio": 0.75}),
-         "scheduled": Variant("mae", {"objectives.mae.params.mask_ratio": {
-             "schedule": "linear", "start": 0.25, "end": 0.75, "until": 0.7}}),
-         "adaptive": Variant("mae", {"objectives.mae.params.mask_ratio": {
-             "schedule": "adaptive", "start": 0.25, "end": 0.9, "step": 0.05, "target": 0.5, "metric": "mae/mse",
-             "every": 100}})}),
-    "05_layer_explorer": NotebookScale(
-        {"data.name": "cifar10", "data.shapes.num_images": 6000, "data.batch_size": 256, "data.probe_size": 5000,
-         "data.download": True, "model.patch_size": 4, "model.width": 192, "model.depth": 6, "model.heads": 6,
-         "trainer.max_epochs": 100},
-        {"explorer": Variant("supervised")}),
-    "06_compare_runs": NotebookScale(
-        {"data.name": "cifar10", "data.root": DATA_DIR, "model.patch_size": 4, "model.width": 192,
-         "model.depth": 9, "model.heads": 6, "data.batch_size": 256, "optim.lr": 1e-3, "trainer.max_epochs": 50,
-         "views.local_crops": 4, "diagnostics.monitor_every_n_steps": 50},
-        {"supervised": Variant("supervised"), "stepwise-deepsup": Variant("stepwise-deepsup"),
-         "lejepa": Variant("lejepa")}),
-}
+def notebook_variants(notebook: str, knobs: Mapping[str, Any]) -> dict[str, Variant]:
+    """The runs notebook ``notebook`` trains, ``label -> Variant(preset, overrides)``, given its
+    scale's knobs (every other parameter at the notebook's default)."""
+    if notebook in ("00_quickstart", "05_layer_explorer"):
+        return {"quickstart" if notebook == "00_quickstart" else "explorer": Variant("supervised")}
+    if notebook == "01_stepwise_construction":
+        return {"end-to-end": Variant("supervised"), "deep-supervision": Variant("stepwise-deepsup"),
+                "pixel-ladder-fine-to-coarse": Variant("stepwise-pixel-ladder",
+                                                       {"objectives.ladder.params.direction": "fine_to_coarse"}),
+                "pixel-ladder-coarse-to-fine": Variant("stepwise-pixel-ladder",
+                                                       {"objectives.ladder.params.direction": "coarse_to_fine"}),
+                "local-greedy": Variant("local-greedy")}
+    if notebook == "02_latent_losses_and_collapse":
+        dim = knobs["dim"]
+        return {"toy": Variant("toy-collapse", {"objectives.toy.params.dim": dim}), "dino": Variant("dino"),
+                "lejepa": Variant("lejepa", {"objectives.lejepa.params.dim": dim}),
+                "vicreg": Variant("vicreg", {"objectives.vicreg.params.dim": dim})}
+    if notebook == "03_reconstruction_as_anchor":
+        norm_pix = knobs["norm_pix"]
+        return {"latent-only": Variant("lejepa"),
+                "latent+mae": Variant("lejepa", {"objectives.mae.kind": "mae", "objectives.mae.weight": 1.0,
+                                                 "objectives.mae.params.norm_pix": norm_pix}),
+                "coherent": Variant("coherent", {"objectives.ladder.params.norm_pix": norm_pix})}
+    if notebook == "04_dense_curricula":
+        ratio = "objectives.mae.params.mask_ratio"
+        return {"fixed": Variant("mae", {ratio: 0.75}),
+                "scheduled": Variant("mae", {ratio: {"schedule": "linear", "start": 0.25, "end": 0.75, "until": 0.7}}),
+                "adaptive": Variant("mae", {ratio: {"schedule": "adaptive", "start": 0.25, "end": 0.9, "step": 0.05,
+                                                    "target": knobs["target"], "metric": "mae/mse",
+                                                    "every": knobs["every"]}})}
+    if notebook == "06_compare_runs":
+        return {p: Variant(p) for p in ("supervised", "stepwise-deepsup", "lejepa")}
+    raise KeyError(f"no runs known for notebook {notebook!r}")
 
 
 @dataclass(frozen=True)
 class NotebookRun:
-    """One run of one notebook: its preset and every override (the notebook's, then ``extra``)."""
+    """One run of one notebook at one scale: its preset and every override (the notebook's, then the
+    caller's ``extra``)."""
 
     notebook: str
+    scale: str
     label: str
     preset: str
     overrides: dict[str, Any]
 
+    @property
+    def name(self) -> str:
+        return f"{self.notebook} [{self.scale}] / {self.label}"
 
-def notebook_runs(data_root: str | Path, extra: dict[str, Any] | None = None) -> list[NotebookRun]:
-    """Every run of :data:`GPU_NOTEBOOKS`, notebook by notebook in table order, with ``DATA_DIR``
-    replaced by ``data_root`` and ``extra`` applied last (run length, sizes). Notebook 05 reads
-    CIFAR-10 from its default place, so ``data.root`` is set for it too."""
+
+def notebook_runs(data_root: str | Path, extra: Mapping[str, Any] | None = None) -> list[NotebookRun]:
+    """Every run of every notebook at every GPU scale (scales named ``gpu...``), notebook by
+    notebook, with CIFAR-10 read from ``data_root`` and ``extra`` applied last (run length, sizes).
+    The seed is 0 (notebook 06's sweep sets it per run; its first seed is 0)."""
+    from ..analysis.notebook import SCALES, notebook_settings
+
     runs = []
-    for notebook, scale in GPU_NOTEBOOKS.items():
-        common = {k: (str(data_root) if v == DATA_DIR else v) for k, v in scale.common.items()}
-        common["data.root"] = str(data_root)
-        for label, variant in scale.variants.items():
-            runs.append(NotebookRun(notebook, label, variant.preset,
-                                    {**common, **dict(variant.overrides), **dict(extra or {})}))
+    for notebook in sorted({*SCALES, "05_layer_explorer"}):
+        scales = [s for s in SCALES.get(notebook, {"gpu": None}) if s.startswith("gpu")]
+        for scale in scales:
+            if notebook == "05_layer_explorer":
+                common, knobs = {**EXPLORER_GPU, "seed": 0, "trainer.enable_progress_bar": False}, {}
+            else:
+                settings = notebook_settings(notebook, scale, seed=0, interactive=False, data_dir=data_root)
+                common, knobs = dict(settings.overrides), settings.knobs
+            if notebook == "02_latent_losses_and_collapse":  # the monitors drawn as curves
+                common["diagnostics.monitor_every_n_steps"] = max(1, common["trainer.log_every_n_steps"])
+            if common.get("data.name") == "cifar10":
+                common["data.root"] = str(Path(data_root).resolve())
+            for label, variant in notebook_variants(notebook, knobs).items():
+                runs.append(NotebookRun(notebook, scale, label, variant.preset,
+                                        {**common, **dict(variant.overrides), **dict(extra or {})}))
     return runs
 
 
