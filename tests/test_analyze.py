@@ -117,7 +117,7 @@ def test_a_timm_vit_is_analysed_into_a_run_directory_every_reader_opens(timm_run
         assert (run.path / name).is_file(), name
     assert not list(run.path.parent.glob(".*partial*"))
     config = run.config
-    assert config.preset == "analyze" and config.objectives == {}
+    assert config.preset == "analyze:vit_tiny_patch16_224" and config.objectives == {}
     assert (config.model.depth, config.model.width, config.model.patch_size, config.model.heads) == (2, 32, 8, 2)
     assert config.data.shapes.image_size == 32
     about = run.analysis
@@ -140,7 +140,7 @@ def test_a_timm_vit_is_analysed_into_a_run_directory_every_reader_opens(timm_run
         assert figure.data
     assert "trained elsewhere" in wb.plots.loss_curves(run).layout.annotations[0].text
     listed = wb.list_runs(run.path.parent)
-    assert listed.loc[0, "preset"] == "analyze" and listed.loc[0, "status"] == "completed"
+    assert listed.loc[0, "preset"] == "analyze:vit_tiny_patch16_224" and listed.loc[0, "status"] == "completed"
     # fit refuses the config: an analysis has no objective to train
     with pytest.raises(ConfigError, match="objectives"):
         wb.fit(run.config.with_overrides({"name": ""}))
@@ -317,6 +317,10 @@ def test_missing_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path, trai
     torch.save({**tiny_timm().state_dict(), "extra.weight": torch.zeros(1)}, other)
     with pytest.raises(ConfigError, match="unexpected keys"):
         wb.analyze(TIMM, model_kwargs=TINY, checkpoint=other)
+    headless = tmp_path / "headless.pt"  # weights released without a classifier (DINO's, MAE's)
+    torch.save({k: v for k, v in tiny_timm().state_dict().items() if not k.startswith("head.")}, headless)
+    with pytest.raises(ConfigError, match="num_classes"):
+        wb.analyze(TIMM, model_kwargs=TINY, checkpoint=headless)
     with pytest.raises(ConfigError, match="workbench run's checkpoint"):
         wb.analyze(TIMM, model_kwargs=TINY, checkpoint=trained.checkpoint)  # a workbench run's, given as timm weights
     with pytest.raises(ConfigError, match="workbench run's checkpoint"):

@@ -68,7 +68,9 @@ from ..models.adapters import (
 from ..models.vit import VisionTransformer
 from ..runs import ANALYSIS_FILE, Run, write_summary
 
-PRESET = "analyze"  # config.yaml's preset field: what list_runs and the figures show
+# config.yaml's preset field is "analyze:<model>" (list_runs shows it, figures label runs by it, and
+# analyses of two models of one shape on one dataset are two experiments, not two seeds of one)
+PRESET = "analyze"
 # the config sections an analysis reads; everything else in config.yaml describes no training
 OVERRIDABLE = ("data.", "diagnostics.", "views.", "seed")
 
@@ -432,7 +434,7 @@ def _analysis_config(source: _Source, data, overrides) -> RunConfig:
     """The analysis' RunConfig: data, views, diagnostics and seed (from a workbench model's config,
     or the defaults), then ``data`` and the overrides; validated where validate_config can."""
     base = source.base
-    config = RunConfig(preset=PRESET, objectives={})
+    config = RunConfig(preset=f"{PRESET}:{_label(source)}", objectives={})
     if base is not None:
         config.seed, config.data, config.views, config.diagnostics = base.seed, base.data, base.views, base.diagnostics
     explicit_size = False
@@ -459,6 +461,12 @@ def _analysis_config(source: _Source, data, overrides) -> RunConfig:
     return config
 
 
+def _label(source: _Source) -> str:
+    """The model's name: a timm name, a run's name, or its class."""
+    about = source.about
+    return str(about.get("name") or about.get("class", "").rsplit(".", 1)[-1] or about["source"])
+
+
 def _validate(config: RunConfig) -> None:
     """validate_config, the one place of config checks, on a stand-in: an analysis has no objectives
     and its model need not be a workbench ViT, so a one-layer model and one objective stand in for them."""
@@ -477,7 +485,7 @@ def _target_dir(out, name: str, runs_dir, source: _Source, config: RunConfig) ->
     elif name:
         target = Path(runs_dir) / name
     else:
-        label = str(source.about.get("name") or source.about["source"]).replace("/", "-").replace(".", "-")
+        label = _label(source).replace("/", "-").replace(".", "-")
         base = f"{PRESET}-{label}-{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         for i in range(1000):
             target = Path(runs_dir) / (base if i == 0 else f"{base}-{i + 1}")

@@ -355,9 +355,13 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         raise ConfigError("checkpoint", str(path), f"weights shaped like this model's ({str(exc)[:300]}); was it saved "
                                                    "from the same model built with the same arguments?") from None
     if missing or unexpected:
+        head = getattr(model, "pretrained_cfg", {}).get("classifier") if hasattr(model, "pretrained_cfg") else None
+        hint = (" The file has no classifier head: build the model without one, model_kwargs={'num_classes': 0} "
+                "(--model-arg num_classes=0)." if head and not unexpected and
+                all(k.startswith(f"{head}.") for k in missing) else "")
         raise ConfigError("checkpoint", str(path), f"weights of this model: {len(missing)} missing keys "
                           f"{_few(missing)} and {len(unexpected)} unexpected keys {_few(unexpected)}; was it saved "
-                          "from the same model (name and arguments)?")
+                          f"from the same model (name and arguments)?{hint}")
     return model
 
 
