@@ -166,6 +166,23 @@ def test_layouts_of_an_analysis(timm_run):
     assert result.epochs == [0] and result.layers == [0, 1, 2]
 
 
+@pytest.mark.slow  # a kernel, UMAP's compilation and every panel: tens of seconds
+def test_notebook_05_opens_an_analysis_unchanged(timm_run, tmp_path):
+    import json
+    from pathlib import Path
+
+    import papermill
+
+    executed = tmp_path / "05.ipynb"
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    papermill.execute_notebook(str(notebooks / "05_layer_explorer.ipynb"), str(executed), cwd=str(notebooks),
+                               parameters={"RUN_DIR": str(timm_run.path), "RUNS_DIR": str(tmp_path / "runs"),
+                                           "INTERACTIVE": False, "UMAP_EPOCHS": 20, "LAYOUT_POINTS": 40},
+                               kernel_name="python3", progress_bar=False)
+    numbers = json.loads((tmp_path / "runs" / "05_layer_explorer" / "headline.json").read_text())
+    assert numbers["last_layer_linear_acc"] == readouts.at_last_layer(timm_run, "linear_acc", "mean")
+
+
 def test_a_state_dict_saved_with_torch_save_or_safetensors_gives_the_same_embeddings(tmp_path, cache, timm_run,
                                                                                       timm_model):
     from safetensors.torch import save_file

@@ -55,6 +55,11 @@ NOTEBOOKS: dict[str, dict] = {
         "MAX_EPOCHS": 3, "WIDTH": 64, "DEPTH": 2,
         "OVERRIDES": {"data.batch_size": 64, "trainer.log_every_n_steps": 5, "diagnostics.coherence": []},
     },
+    "07_pretrained_layer_by_layer": {
+        # two random timm ViTs of 2 blocks, 207 probe images (10% of the 2,070 left after the test split)
+        "DEPTH": 2, "NUM_IMAGES": 2300, "PROBE_SIZE": 207, "LAYOUT_POINTS": 150, "UMAP_EPOCHS": 20,
+        "OVERRIDES": {"diagnostics.probe_steps": 20, "diagnostics.token_images": 32},
+    },
 }
 
 # the parameters every notebook of the series has (the harness and `make notebooks` rely on them)
@@ -205,6 +210,27 @@ def check_compare_runs(numbers: dict, runs_dir: Path) -> None:
     assert set(gaps) in ({"supervised", "lejepa"}, {"stepwise-deepsup", "lejepa"}), gaps  # a supervised one is best
     assert gaps["lejepa"] > 2.0, gaps
     assert gaps.get("supervised", gaps.get("stepwise-deepsup")) < 2.0, gaps
+
+
+@checks("07_pretrained_layer_by_layer")
+def check_pretrained_layer_by_layer(numbers: dict, runs_dir: Path) -> None:
+    models = ("vit_tiny-random", "deit_small-random")
+    for model in models:
+        assert (runs_dir / "07_pretrained_layer_by_layer" / model / "analysis.yaml").is_file()
+    # "timm's last intermediate with norm=True is forward_features"
+    assert numbers["forward_features_gap"] < 1e-5
+    for model in models:
+        n = {key.replace(f"/{model}", ""): value for key, value in numbers.items() if f"/{model}/" in key}
+        # 1. "every block before the last is within a CKA of 0.9 of the patch embedding" (seeds 0-2: 0.9988 or more)
+        assert n["cka_to_layer0/min_before_last"] > 0.9, model
+        # 2. "colour far above chance (1/6) at every layer": above 1.5 x chance. Measured at these
+        #    parameters, seeds 0-2: the smallest colour score over layers was 0.39, 0.68 and 0.60
+        #    (vit_tiny) and 0.52, 0.58, 0.61 (deit_small); 0.25 leaves 8 of the 62 test images of margin
+        assert n["factor/color/min_over_layers"] > 1.5 / 6, model
+        # 3. "shape below colour at the last layer" (seeds 0-2: colour - shape >= 0.13)
+        assert n["factor/shape/last_layer"] < n["factor/color/last_layer"], model
+        # 4. "invariance within 0.05 of 0 at the last layer" (seeds 0-2: 0.004 to 0.009)
+        assert abs(n["invariance/last_layer"]) < 0.05, model
 
 
 # ---- the harness ---------------------------------------------------------------------------------
