@@ -401,7 +401,9 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
       context's halves both have a direction).
     * ``normalised``: near 1 for one shared direction whatever the sample size, near 0 for
       independent ones, negative for flipped ones; NaN when the ceiling is not positive (the
-      probes are noise) or fewer than two contexts have both halves.
+      probes are noise) or fewer than two contexts have both halves. A ceiling close to 0 makes
+      the ratio meaningless (it can take any size): read ``normalised`` where the ceiling stands
+      clearly above 0, e.g. above the spread of ``floor``.
     * ``floor``: the permutation floor, on the scale of ``cosine`` (``floor / ceiling`` puts it on
       the scale of ``normalised``); NaN with ``permutations=0``.
     """
