@@ -28,8 +28,8 @@ from types import SimpleNamespace
 import workbench as wb
 from workbench.data.shapes import ShapesParams, load_shapes
 from workbench.data.datamodule import DataInfo
-from workbench.diagnostics import callback as cbm
-from workbench.module import WorkbenchModule
+from workbench.training import diagnostics_callback as cbm
+from workbench.training.module import WorkbenchModule
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
