@@ -83,7 +83,6 @@ class _Source:
     shape: dict[str, Any]
     about: dict[str, Any]
     base: RunConfig | None = None  # a workbench model's own config (data, views, diagnostics, seed)
-    fixed_side: int | None = None  # the only input side the model takes, if it has one
     needs_data_stats: bool = False  # normalise with the data's own statistics (a bare workbench ViT)
 
 
@@ -132,7 +131,8 @@ def analyze(
         name, runs_dir, out: the directory is ``out`` if given, else ``runs_dir/name`` (a generated
             ``analyze-<model>-<data>-<time>`` when ``name`` is empty); it must not exist yet.
         cache_dir: where generated data is cached.
-        device: default CUDA when available, else CPU. The pass runs in float32.
+        device: default CUDA when available, else CPU. The pass runs in float32. A model given as an
+            object is moved there and left in eval mode.
         batch_size: images per forward pass (every layer's tokens of a batch are held at once).
     """
     start = time.perf_counter()
@@ -184,7 +184,7 @@ def analyze(
             "epochs": 0, "steps": 0, "diagnostics_s": round(callback.seconds, 2), "device": str(device),
             "precision": "32-true", "headline": _headline(partial, config.diagnostics.pools),
         })
-        os.rename(partial, target)  # fails, leaving the target alone, if it appeared meanwhile
+        os.rename(partial, target)  # a target that appeared meanwhile with files in it makes this fail
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -291,7 +291,7 @@ def _timm_source(model: nn.Module, about: dict, image_size: int | None, override
                         f"layer {shape['depth']} after the model's final norm (= forward_features)"),
              "final_norm": "applied to the last layer only", "timm_data_config": _plain(data_config)}
     layerwise = LayerwiseModel(timm_tokens(model), shape["num_prefix"], pre, model)
-    return _Source(layerwise, shape, about, fixed_side=fixed)
+    return _Source(layerwise, shape, about)
 
 
 def _workbench_vit(vit: VisionTransformer, image_size: int | None, overrides: dict, weights: str) -> _Source:
@@ -385,7 +385,7 @@ def _measured_shape(layerwise: LayerwiseModel, images: torch.Tensor, shape: dict
     with torch.no_grad():
         try:
             out = layerwise.eval()(images)
-        except ConfigError:
+        except (ConfigError, torch.OutOfMemoryError):
             raise
         except (RuntimeError, ValueError, AssertionError) as exc:  # the model refuses the input
             p = layerwise.preprocess
@@ -520,9 +520,11 @@ def _plain(value: Any) -> Any:
 
 def _about(source: _Source, layerwise: LayerwiseModel, config: RunConfig, probe, data_shape, device,
            shape: dict) -> dict[str, Any]:
+    from importlib.metadata import version
+
     import timm
 
-    from .. import __version__
+    __version__ = version("workbench")  # the installed package's (workbench/__init__ imports this module)
 
     p = layerwise.preprocess
     side = data_shape[-1]

@@ -2,7 +2,7 @@
 
 Why it exists
 -------------
-The essays ask whether a network keeps *every* level of abstraction in its representation, or
+The research question (docs/concepts.md) asks whether a network keeps *every* level of abstraction in its representation, or
 whether the later layers throw the low levels away (or never build the high ones). Questions such
 as "is the texture still readable at the last layer?" or "is the object count?" can only be
 answered on data whose ground truth is known for every image. ``shapes`` is that data: small RGB

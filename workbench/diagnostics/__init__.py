@@ -1,5 +1,10 @@
-"""Representation diagnostics (definitions: docs/concepts.md, "Diagnostics"): functions on plain tensors, usable
-outside training, and the Lightning callback that runs them per layer during training."""
+"""Representation diagnostics on plain tensors (definitions: docs/concepts.md, "Diagnostics").
+
+Collapse (spectral), geometry (uniformity, alignment, invariance, tokens), probes (linear, kNN,
+factor decodability, coherence) and similarity (CKA): functions of ``N x D`` tensors on any device,
+usable outside training. The callback that runs them per layer during training lives in
+:mod:`workbench.training.diagnostics_callback`. May import only the core (losses' SIGReg, data's
+factor descriptions, errors)."""
 
 from .geometry import alignment, invariance_score, lidar, residual_ratio, token_cosine, uniformity
 from .probes import (

@@ -9,10 +9,10 @@ floats -- probes are end-of-epoch diagnostics, not part of the training graph.
 * :func:`linear_probe` -- multinomial logistic regression accuracy (the standard linear evaluation);
 * :func:`knn_accuracy` -- weighted k-nearest-neighbour accuracy on cosine similarity (DINO's kNN);
 * :func:`linear_regression_r2` -- ridge-regression R^2 of a continuous target;
-* :func:`factor_decodability` -- one of the two above per ground-truth factor (REFERENCE.md,
-  "Factor decodability");
+* :func:`factor_decodability` -- one of the two above per ground-truth factor (docs/concepts.md,
+  "Diagnostics");
 * :func:`coherence` -- probes trained separately per context and the agreement of their
-  directions: a unified, reusable concept versus a fractured one (DESIGN.md, "Diagnostics");
+  directions: a unified, reusable concept versus a fractured one (docs/concepts.md, "Coherence");
 * :func:`region_context` -- image-region index from continuous positions, a context for
   :func:`coherence`.
 
@@ -306,7 +306,7 @@ def linear_regression_r2(z: torch.Tensor, t: torch.Tensor, test_fraction: float 
 
 def factor_decodability(z: torch.Tensor, factors: torch.Tensor, specs: Sequence[Factor], seed: int = 0,
                         **kw: Any) -> dict[str, dict[str, Any]]:
-    """Linear decodability of every ground-truth factor (REFERENCE.md, "Factor decodability").
+    """Linear decodability of every ground-truth factor (docs/concepts.md, "Diagnostics").
 
     ``factors`` is the dataset's N x F factor matrix and ``specs`` its F :class:`Factor` entries,
     in column order. Categorical factors (integer codes, stored as floats) get
@@ -344,7 +344,7 @@ def coherence(z: torch.Tensor, target: torch.Tensor, context: torch.Tensor, kind
               permutations: int = 2) -> dict[str, float]:
     """Coherence (or fracture) of a concept across contexts: do per-context probes agree?
 
-    The essays' "coherence and reuse" made measurable (DESIGN.md, "Diagnostics"). The samples are
+    The "coherence and reuse" of the research question made measurable (docs/concepts.md, "Coherence"). The samples are
     split by the value of ``context`` (another factor's codes, or a :func:`region_context` index);
     in every context with at least ``min_per_context`` samples a linear probe for ``target`` is
     trained on that context alone (seeded split, ``test_fraction`` held out). Each probe's weight

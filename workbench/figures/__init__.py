@@ -1,4 +1,7 @@
-"""Static plotly figures: they need no kernel and survive export to HTML.
+"""Static plotly figures: they need no kernel and survive export to HTML (``wb.plots`` is this package).
+
+They read run directories (:mod:`workbench.runs`) and the analysis helpers (:mod:`workbench.analysis`);
+widgets and the CLI import them, never the other way round.
 
 Every slider and menu is plotly's own (its steps carry all the data), so a notebook exported with
 ``nbconvert --to html`` stays explorable. Call :func:`use_notebook_renderer` once in a notebook so

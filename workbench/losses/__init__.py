@@ -25,7 +25,7 @@ rank, in the same order (this includes helpers such as ``DINOLoss.teacher_entrop
 ============================  ===================================================================
 
 The supervised objective uses torch's own ``nn.CrossEntropyLoss``. Adding a loss: see
-``docs/extending.md``.
+``docs/extending.md``. May import only :mod:`workbench.distributed` (the cross-rank reductions).
 """
 
 from .barlow import BarlowTwinsLoss

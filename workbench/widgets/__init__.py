@@ -1,5 +1,8 @@
 """Interactive panels for JupyterLab (ipywidgets 8 + plotly ``FigureWidget``).
 
+The top layer: a panel builds its figures with :mod:`workbench.figures`, reads runs through
+:mod:`workbench.runs` and :mod:`workbench.analysis`, and trains through :mod:`workbench.training`.
+
 | panel | what it does |
 |---|---|
 | :func:`objective_toggles` | per registered objective a checkbox, target layers and a weight; the config it builds |
