@@ -73,11 +73,15 @@ def test_every_figure_of_the_notebook_is_in_the_page_with_its_data(exported):
         assert figure["data"] in embedded, figure["layout"].get("title", {}).get("text")
 
 
-def test_the_explorer_points_in_the_page_are_the_last_layers_layout(exported):
+def test_the_explorer_points_in_the_page_are_the_last_layers_layout(exported, monkeypatch):
+    from workbench.analysis import layouts as layouts_module
     from workbench.analysis.layouts import compute_layouts
 
     run, notebook, html, _ = exported
-    # the notebook cached its layouts in the run directory: the same call reads them back
+    # the notebook cached its layouts in the run directory: the same call reads them back. UMAP must
+    # not run again: a second optimisation need not land on the same points, the cached ones are exact
+    monkeypatch.setattr(layouts_module, "_umap", _no_new_layout)
+    monkeypatch.setattr(layouts_module, "_aligned", _no_new_layout)
     layouts = compute_layouts(run, method="warm", max_points=200, n_epochs=20, progress=False)
     last = layouts.coords[(layouts.epochs[-1], layouts.layers[-1])]
     calls = newplot_calls(html)
@@ -85,6 +89,10 @@ def test_the_explorer_points_in_the_page_are_the_last_layers_layout(exported):
     np.testing.assert_allclose(explorer[0]["x"], last[:, 0], atol=1e-3)
     np.testing.assert_allclose(explorer[0]["y"], last[:, 1], atol=1e-3)
     assert [c[0] for c in explorer[0]["customdata"]] == [int(i) for i in layouts.ids]
+
+
+def _no_new_layout(*args, **kwargs):
+    raise AssertionError("the layouts are not those the notebook cached (their parameters differ)")
 
 
 def test_the_page_shows_every_figure_with_the_network_off(exported):
