@@ -178,3 +178,22 @@ def test_joint_embedding_projector_normalises_every_crop_with_one_batch_statisti
     pooled = torch.cat([inputs.student[v].pooled(objective.layers[-1], objective.pool) for v in ("global", "local")])
     norm.momentum = 0.0  # leave the running statistics alone for the reference call
     torch.testing.assert_close(torch.cat(z), objective.projector(pooled))
+
+
+def test_training_monitors_read_a_whole_image_view_never_a_masked_forward():
+    from workbench.diagnostics import rankme
+
+    def monitored(preset):
+        module = module_for(["diagnostics.monitor_every_n_steps=1"], preset=preset)
+        module.writes_logs = lambda: True  # a logging step
+        seen = {}
+        forward = module.backbone.forward
+        module.backbone.forward = lambda x, keep=None: seen.setdefault(keep is None, forward(x, keep))
+        _, _, metrics = module.compute_losses(batch(6), "train")
+        return metrics, seen, module
+
+    metrics, seen, module = monitored("supervised")  # the clean view
+    clean = seen[True]
+    assert torch.isclose(metrics["monitor/rankme"], rankme(clean.pooled(clean.depth, module.backbone.pool).float()))
+    metrics, seen, _ = monitored("ijepa")  # only a masked student forward: no monitor
+    assert True not in seen and not any(k.startswith("monitor/") for k in metrics)

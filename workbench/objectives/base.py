@@ -18,9 +18,6 @@ from ..errors import ConfigError
 from ..models.vit import ViTOutput
 from ..schedules import check_range, schedule_fields
 
-VIEW_NAMES = ("clean", "global", "local")
-
-
 @dataclass(frozen=True)
 class Needs:
     """What an objective asks the module to compute for it (each computed once per step).
@@ -31,13 +28,11 @@ class Needs:
     teacher_views: EMA-teacher forwards (no gradient) over these views.
     masked:        a view name when the objective needs a student forward of that view with part of
                    the patches removed; the mask comes from :meth:`Objective.make_mask`.
-    labels:        the objective reads ``batch["labels"]``.
     """
 
     views: tuple[str, ...] = ("clean",)
     teacher_views: tuple[str, ...] = ()
     masked: str | None = None
-    labels: bool = False
 
 
 @dataclass
@@ -145,7 +140,6 @@ class Objective(nn.Module):
 
     defaults: ClassVar[dict[str, Any]] = {}
     schedulable: ClassVar[frozenset[str]] = frozenset()  # params read at every step through hp()
-    requires_labels: ClassVar[bool] = False
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__()
@@ -184,7 +178,7 @@ class Objective(nn.Module):
 
     @property
     def needs(self) -> Needs:
-        return Needs(labels=self.requires_labels)
+        return Needs()
 
     def forward(self, inputs: StepInputs) -> ObjectiveOutput:  # pragma: no cover - interface
         raise NotImplementedError

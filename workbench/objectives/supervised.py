@@ -36,7 +36,6 @@ class SupervisedObjective(Objective):
     """
 
     defaults = {"pool": None, "label_smoothing": 0.0}
-    requires_labels = True
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)

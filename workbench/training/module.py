@@ -26,6 +26,9 @@ from ..schedules import Adaptive, build_schedule
 from ..views import config_multi_crop
 from .optim import build_optimiser
 
+# The unmasked student views the training monitors read, in order of preference.
+MONITORED_VIEWS = ("clean", "global", "local")
+
 
 def build_backbone(config: RunConfig, info: DataInfo) -> VisionTransformer:
     m = config.model
@@ -160,10 +163,13 @@ class WorkbenchModule(L.LightningModule):
                 values[f"{name}/{term}"] = value
             for metric, value in out.metrics.items():
                 metrics[f"{name}/{metric}"] = value
-        if stage == "train" and monitor:
-            # Cheap collapse monitors on the training batch, from an output already computed.
-            first = next(iter(inputs.student.values()))
-            z = first.pooled(first.depth, self.backbone.pool).detach().float()
+        monitored = next((v for v in MONITORED_VIEWS if v in inputs.student), None)
+        if stage == "train" and monitor and monitored is not None:
+            # Cheap collapse monitors on the training batch, from an output already computed: the
+            # first whole-image view the objectives asked for (a run whose objectives only see masked
+            # forwards, I-JEPA alone, logs none: a forward of part of the patches is no monitor).
+            out = inputs.student[monitored]
+            z = out.pooled(out.depth, self.backbone.pool).detach().float()
             metrics["monitor/rankme"] = rankme(z)
             metrics["monitor/std_l2"] = std_of_normalized(z)
         return total, values, metrics
