@@ -206,6 +206,7 @@ def test_pca_pre_reduction(monkeypatch, drifting):
 def test_aligned_layouts_move_points_less_than_independent_ones(independent, drifting):
     aligned = layouts_from_embeddings(drifting, method="aligned", n_neighbors=10, progress=False)
     assert all(c.shape == (N, 2) and c.dtype == np.float32 for c in aligned.values())
+    # aligned / independent on drifting_layers(seed), seeds 0-5: 0.06-0.19
     assert consecutive_displacement(aligned) < 0.5 * consecutive_displacement(independent)
 
 
