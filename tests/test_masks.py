@@ -230,16 +230,7 @@ def test_block_masks_rectangular_grid_and_errors():
 def test_masks_are_vectorised_over_the_batch():
     """No Python loop over samples: a batch of 512 dispatches exactly as many torch ops as a batch of 8
     (an exact count on any machine, where a wall-clock bound depends on the machine's load)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class CountOps(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.count = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.count += 1
-            return func(*args, **(kwargs or {}))
+    from op_count import dispatched_ops
 
     calls = {
         "random_patch_mask": lambda n, g: random_patch_mask(n, 64, 0.75, g),
@@ -249,8 +240,6 @@ def test_masks_are_vectorised_over_the_batch():
         call(8, make_generator(0))  # the block-size plan is computed once per spec and cached
         counts = []
         for n in (8, 512):
-            with CountOps() as counter:
-                call(n, make_generator(0))
-            counts.append(counter.count)
+            counts.append(dispatched_ops(lambda: call(n, make_generator(0))))
         assert counts[0] == counts[1], f"{name}: {counts[0]} ops for 8 samples, {counts[1]} for 512"
 

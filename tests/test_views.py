@@ -310,22 +310,11 @@ def test_views_are_vectorised_over_the_batch():
 
     Counting dispatched ops makes the property exact on any machine (a wall-clock bound on a shared
     2-core machine is not: the same call took 0.7-3.1 s under load)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class CountOps(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.count = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.count += 1
-            return func(*args, **(kwargs or {}))
+    from op_count import dispatched_ops
 
     def ops(call, n: int) -> int:
         x, g = images(n), make_generator(0)
-        with CountOps() as counter:
-            call(x, g)
-        return counter.count
+        return dispatched_ops(lambda: call(x, g))
 
     calls = {
         "random_resized_crop": lambda x, g: random_resized_crop(x, 32, generator=g),
