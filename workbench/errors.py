@@ -18,6 +18,15 @@ class ConfigError(WorkbenchError, ValueError):
         super().__init__(f"{field}={value!r} is invalid: {allowed}")
 
 
+def check_one_of(field: str, value: object, choices, detail: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``: the one check of "one of
+    these values" (``detail`` is appended to the allowed values, e.g. what each one means)."""
+    choices = tuple(choices)
+    if value not in choices:
+        allowed = f"one of {', '.join(str(c) for c in choices)}"
+        raise ConfigError(field, value, f"{allowed} ({detail})" if detail else allowed)
+
+
 class DataError(WorkbenchError, OSError):
     """A dataset is missing, unreadable or corrupt. The message names the path and how to get the data."""
 

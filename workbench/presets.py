@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RunConfig
-from .errors import ConfigError
+from .errors import check_one_of
 from .validation import validate_config
 
 
@@ -82,8 +82,7 @@ def make_config(
     """
     config = base.copy() if base is not None else RunConfig()
     if preset:
-        if preset not in PRESETS:
-            raise ConfigError("preset", preset, f"one of {', '.join(PRESETS)}")
+        check_one_of("preset", preset, PRESETS)
         config = config.with_overrides({**PRESETS[preset].overrides, "preset": preset})
     config = config.with_overrides(overrides)
     if validate:

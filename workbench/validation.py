@@ -10,7 +10,7 @@ import math
 import re
 
 from .config import VIEW_RECIPES, DiagnosticsConfig, RunConfig
-from .errors import ConfigError
+from .errors import ConfigError, check_one_of
 
 PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -90,11 +90,11 @@ def validate_config(config: RunConfig) -> None:
     _check(t.max_steps == -1 or t.max_steps >= 1, "trainer.max_steps", t.max_steps, "-1 (no limit) or an integer >= 1")
     _check(t.limit_train_batches > 0, "trainer.limit_train_batches", t.limit_train_batches,
            "a fraction in (0, 1] or a number of batches >= 1")
-    _check(t.accelerator in ACCELERATORS, "trainer.accelerator", t.accelerator, f"one of {', '.join(ACCELERATORS)}")
+    check_one_of("trainer.accelerator", t.accelerator, ACCELERATORS)
     _check(t.devices == "auto" or (isinstance(t.devices, int) and t.devices >= 1), "trainer.devices", t.devices,
            "'auto' or an integer >= 1")
     _check(t.num_nodes >= 1, "trainer.num_nodes", t.num_nodes, "an integer >= 1")
-    _check(t.precision in PRECISIONS, "trainer.precision", t.precision, f"one of {', '.join(PRECISIONS)}")
+    check_one_of("trainer.precision", t.precision, PRECISIONS)
     _check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, "an integer >= 1")
     _check(t.check_val_every_n_epoch >= 1, "trainer.check_val_every_n_epoch", t.check_val_every_n_epoch,
            "an integer >= 1")

@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..atomic import atomic_open
-from ..errors import ConfigError
+from ..errors import ConfigError, check_one_of
 
 METHODS = ("warm", "independent", "procrustes", "aligned")
 DEFAULT_METHOD = "warm"
@@ -250,8 +250,7 @@ def _aligned(xs: list[np.ndarray], n_neighbors: int, min_dist: float, seed: int,
 
 def _check_params(method: str, pca_dims: int, n_neighbors: int, min_dist: float, seed: int,
                   n_epochs: int | None) -> None:
-    if method not in METHODS:
-        raise ConfigError("method", method, f"one of {', '.join(METHODS)}")
+    check_one_of("method", method, METHODS)
     if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
         raise ConfigError("n_neighbors", n_neighbors, "an integer >= 2")
     if not isinstance(pca_dims, (int, np.integer)) or pca_dims < 2:

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from ..config import parse_override
 from ..data.shapes import GPU_SCALE_OVERRIDES
-from ..errors import ConfigError
+from ..errors import check_one_of
 
 CIFAR10 = "<DATA_DIR>"  # stands for the notebook's DATA_DIR in ``data.root``
 
@@ -121,10 +121,8 @@ def notebook_settings(
     then ``seed``, the progress bar (on when ``interactive``), then ``overrides`` (applied last).
     ``seed=None`` and ``interactive=None`` leave those fields out (a sweep sets each run's seed).
     """
-    if notebook not in SCALES:
-        raise ConfigError("notebook", notebook, f"one of {', '.join(SCALES)}")
-    if scale not in SCALES[notebook]:
-        raise ConfigError("SCALE", scale, f"one of {', '.join(SCALES[notebook])} for {notebook}")
+    check_one_of("notebook", notebook, SCALES)
+    check_one_of("SCALE", scale, SCALES[notebook], f"the scales of {notebook}")
     chosen = SCALES[notebook][scale]
     common = {key: (str(Path(data_dir).resolve()) if value == CIFAR10 else value)
               for key, value in chosen.overrides.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import DataConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, check_one_of
 from .base import ImageData, ImageSet
 
 # (channels, side) before any resize; None: known only after reading (image_folder needs image_size).
@@ -26,7 +26,7 @@ DATASETS = tuple(NATIVE_SHAPES)
 def image_shape(config: DataConfig) -> tuple[int, int]:
     """(channels, side) of the images the model will see, from the config alone."""
     if config.name not in NATIVE_SHAPES:
-        raise ConfigError("data.name", config.name, f"one of {', '.join(DATASETS)}")
+        check_one_of("data.name", config.name, DATASETS)
     if config.name == "shapes":
         native = (3, config.shapes.image_size)
     elif config.name == "image_folder":
@@ -57,7 +57,6 @@ def load_dataset(config: DataConfig, cache_dir: str | Path | None = "data") -> I
     else:
         from .real import REAL_DATASETS
 
-        if config.name not in REAL_DATASETS:
-            raise ConfigError("data.name", config.name, f"one of {', '.join(DATASETS)}")
+        check_one_of("data.name", config.name, REAL_DATASETS)
         data = REAL_DATASETS[config.name](root=config.root, download=config.download, image_size=config.image_size)
     return data

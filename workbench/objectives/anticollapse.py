@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..config import ObjectiveConfig
-from ..errors import ConfigError
 from ..losses import SIGReg, variance_loss
 from . import params as check
 from .base import BuildContext, Objective, ObjectiveOutput, StepInputs
@@ -21,8 +20,7 @@ class AntiCollapseObjective(Objective):
 
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
-        if self.params["method"] not in ("sigreg", "variance"):
-            raise ConfigError(f"objectives.{name}.params.method", self.params["method"], "sigreg or variance")
+        check.choice(name, self.params, "method", ("sigreg", "variance"))
         check.positive_int(name, self.params, "directions")
         self.pool = check.pool(name, self.params) or context.pool
         self.sigreg = SIGReg(num_directions=int(self.params["directions"]))

@@ -35,8 +35,7 @@ class LatentLadderObjective(Objective):
         p = self.params
         check_mask_ratio(name, p["mask_ratio"])
         check.predictor(name, p, "predictor_width", "predictor_depth")
-        if p["target"] not in ("same", "next", "topk"):
-            raise ConfigError(f"objectives.{name}.params.target", p["target"], "same, next or topk")
+        check.choice(name, p, "target", ("same", "next", "topk"))
         if p["target"] == "topk" and (isinstance(p["k"], bool) or not isinstance(p["k"], int)
                                       or not 1 <= p["k"] <= context.depth):  # k is read only by topk
             raise ConfigError(f"objectives.{name}.params.k", p["k"], f"an integer in 1..{context.depth}")

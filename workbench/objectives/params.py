@@ -18,7 +18,7 @@ import math
 import numbers
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_one_of
 from ..schedules import check_range
 
 
@@ -74,10 +74,13 @@ def predictor(objective: str, params: dict[str, Any], width: str, depth: str, he
                                                                f"{heads} attention heads)")
 
 
-def choice(objective: str, params: dict[str, Any], param: str, choices: tuple[Any, ...], allowed: str) -> Any:
-    """One of ``choices``."""
+def choice(objective: str, params: dict[str, Any], param: str, choices: tuple[Any, ...],
+           allowed: str | None = None) -> Any:
+    """One of ``choices`` (``allowed``: how to say them, when a plain list of them does not read well)."""
     value = params[param]
-    if value not in choices:
+    if allowed is None:
+        check_one_of(field_name(objective, param), value, choices)
+    elif value not in choices:
         raise ConfigError(field_name(objective, param), value, allowed)
     return value
 

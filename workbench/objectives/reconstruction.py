@@ -59,8 +59,8 @@ class PixelLadderObjective(Objective):
     def __init__(self, name: str, config: ObjectiveConfig, context: BuildContext):
         super().__init__(name, config, context)
         p = self.params
-        self.check_choice("target", ("pyramid", "blur"))
-        self.check_choice("direction", ("fine_to_coarse", "coarse_to_fine"))
+        check.choice(name, p, "target", ("pyramid", "blur"))
+        check.choice(name, p, "direction", ("fine_to_coarse", "coarse_to_fine"))
         check_mask_ratio(name, p["mask_ratio"])
         check.number(name, p, "coarsest", lambda x: x >= 1, "a blur / downsampling factor >= 1 (1: the image itself)")
         check.choice(name, p, "norm_pix", (True, False), "true or false")
@@ -76,12 +76,6 @@ class PixelLadderObjective(Objective):
             factors = factors[::-1]
         self.factors = dict(zip(self.layers, factors))
         self.criterion = PatchReconstructionLoss(norm_pix=bool(p["norm_pix"]))
-
-    def check_choice(self, key: str, allowed: tuple[str, ...]) -> None:
-        from ..errors import ConfigError
-
-        if self.params[key] not in allowed:
-            raise ConfigError(f"objectives.{self.name}.params.{key}", self.params[key], f"one of {', '.join(allowed)}")
 
     @property
     def needs(self) -> Needs:
@@ -133,14 +127,11 @@ class ReconstructionObjective(Objective):
         super().__init__(name, config, context)
         c = context
         check.positive_int(name, self.params, "hidden")
+        check.choice(name, self.params, "source", ("pooled", "tokens"))
         if self.params["source"] == "pooled":
             self.decoder = mlp(c.width, self.params["hidden"], c.channels * c.image_size**2, layers=2)
-        elif self.params["source"] == "tokens":
-            self.decoder = nn.Linear(c.width, c.patch_size**2 * c.channels)
         else:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"objectives.{name}.params.source", self.params["source"], "pooled or tokens")
+            self.decoder = nn.Linear(c.width, c.patch_size**2 * c.channels)
         self.criterion = PatchReconstructionLoss(norm_pix=False)  # the normalised image itself
 
     def forward(self, inputs: StepInputs) -> ObjectiveOutput:

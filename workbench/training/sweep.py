@@ -33,7 +33,7 @@ from typing import Sequence
 
 from ..atomic import atomic_write_text
 from ..config import PLACEMENT_FIELDS, changed_fields, parse_override
-from ..errors import ConfigError, WorkbenchError
+from ..errors import ConfigError, WorkbenchError, check_one_of
 from ..runs import Run
 
 MANIFEST = "sweep.json"
@@ -102,8 +102,7 @@ def plan(
     if not presets:
         raise ConfigError("--preset", presets, "at least one preset (repeat --preset for several)")
     for preset in presets:
-        if preset not in PRESETS:
-            raise ConfigError("--preset", preset, f"one of {', '.join(PRESETS)}")
+        check_one_of("--preset", preset, PRESETS)
     if len(set(presets)) != len(presets):
         raise ConfigError("--preset", presets, "distinct presets")
     seeds = parse_seeds(seeds)
