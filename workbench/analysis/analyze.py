@@ -71,8 +71,8 @@ from ..runs import ANALYSIS_FILE, Run, write_summary
 # config.yaml's preset field is "analyze:<model>" (list_runs shows it, figures label runs by it, and
 # analyses of two models of one shape on one dataset are two experiments, not two seeds of one)
 PRESET = "analyze"
-# the config sections an analysis reads; everything else in config.yaml describes no training
-OVERRIDABLE = ("data.", "diagnostics.", "views.", "seed")
+# the config sections an analysis reads (and ``seed``); everything else in config.yaml describes no training
+OVERRIDABLE = ("data.", "diagnostics.", "views.")
 
 
 @dataclasses.dataclass
@@ -449,7 +449,7 @@ def _analysis_config(source: _Source, data, overrides) -> RunConfig:
         raise ConfigError("data", data, "a dataset name (shapes, cifar10, ...), a DataConfig or a dict of its fields")
     items = list(overrides.items()) if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
     for key, value in items:
-        if not (key == "seed" or key.startswith(OVERRIDABLE[:3])):
+        if not (key == "seed" or key.startswith(OVERRIDABLE)):
             raise ConfigError(key, value, "a data.*, diagnostics.*, views.* field or seed: an analysis trains nothing")
     config = apply_overrides(config, dict(items))
     config.objectives = {}
