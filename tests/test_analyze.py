@@ -272,15 +272,20 @@ def test_the_workbench_vit_and_an_adapted_module(trained, tmp_path, cache):
                                rtol=2e-3, atol=2e-3)
 
 
-def test_the_cli_analyses_a_timm_model_and_a_run(tmp_path, cache, trained, capsys):
+def test_the_cli_analyses_a_timm_model_with_local_weights_and_a_run(tmp_path, cache, trained, timm_run, timm_model,
+                                                                      capsys):
     from workbench.cli import main
 
+    torch.save(timm_model.state_dict(), tmp_path / "weights.pt")
     out = tmp_path / "cli"
-    args = ["analyze", "--timm", TIMM, *[f"--model-arg={k}={v}" for k, v in TINY.items()], "--out", str(out),
-            "--data-dir", str(cache), *[f"--set={o}" for o in LIGHT]]
+    args = ["analyze", "--timm", TIMM, *[f"--model-arg={k}={v}" for k, v in TINY.items()], "--checkpoint",
+            str(tmp_path / "weights.pt"), "--out", str(out), "--data-dir", str(cache), *[f"--set={o}" for o in LIGHT]]
     assert main(args) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
     assert wb.load_run(out).config.model.width == 32
+    # the weights saved with torch.save(state_dict) give the embeddings of the model they came from
+    for key, array in timm_run.embeddings(0).items():
+        np.testing.assert_array_equal(wb.load_run(out).embeddings(0, key)[key], array, err_msg=key)
     assert main(["analyze", "--run", str(trained.path), "--out", str(tmp_path / "cli-run"), "--data-dir", str(cache),
                  *[f"--set={o}" for o in LIGHT[-3:]]]) == 0
     assert wb.load_run(tmp_path / "cli-run").analysis["model"]["source"] == "workbench-run"
