@@ -53,9 +53,9 @@ def test_dry_run_completes_every_part_ok(dry_run):
     assert result["dry_run"] is True
     assert list(result["parts"]) == list(PARTS)
     for key, part in result["parts"].items():
-        # bf16-mixed against 32-true at 3 steps of a width-16 model: CPU autocast's losses differed
-        # from float32's by at most 0.06% per step and 0.03% on the mean over seeds 0 and 1 of every
-        # preset (supervised, dino measured in the dry run itself), far inside LOSS_TOLERANCE
+        # bf16-mixed against 32-true at 3 steps of a width-16 model on the CPU: within LOSS_TOLERANCE
+        # by a wide margin -- at width 32 over 50 steps (every preset, seeds 0 and 1) the first steps
+        # differed by at most 0.22% (bound 2%) and the means of the last 10 by 3.7% (bound 10%)
         assert part["status"] == "ok", (key, [i for i in part["items"] if i["status"] != "ok"] or part.get("reason"))
         assert part["items"], key
         assert all(i["status"] == "ok" for i in part["items"]), key
@@ -113,20 +113,22 @@ def test_unknown_part_is_refused(tmp_path, capsys):
 
 
 def test_compare_losses_against_worked_values():
-    # means of the last 2: 1.0 and 1.015 -> 1.5%; steps: 1%, 5%, 2% -> worst step 1
-    c = compare_losses([2.0, 1.0, 1.0], [2.02, 1.05, 0.98], tail=2, mean=0.02, step=0.06)
+    # first step 2.0 -> 2.02: 1%; means of the last 2: 1.0 and 1.015 -> 1.5%; steps 1%, 5%, 2%
+    c = compare_losses([2.0, 1.0, 1.0], [2.02, 1.05, 0.98], tail=2, first=0.02, mean=0.02)
     assert c["ok"] and c["worst_step"] == 1
-    assert c["mean_rel"] == pytest.approx(0.015) and c["step_rel"] == pytest.approx(0.05)
-    assert not compare_losses([2.0, 1.0, 1.0], [2.02, 1.05, 0.98], tail=2, mean=0.01, step=0.06)["ok"]
-    assert not compare_losses([2.0, 1.0, 1.0], [2.02, 1.05, 0.98], tail=2, mean=0.02, step=0.04)["ok"]
+    assert c["first_rel"] == pytest.approx(0.01) and c["mean_rel"] == pytest.approx(0.015)
+    assert c["step_rel"] == pytest.approx(0.05)  # reported, not judged
+    assert not compare_losses([2.0, 1.0, 1.0], [2.02, 1.05, 0.98], tail=2, first=0.005, mean=0.02)["ok"]
+    assert not compare_losses([2.0, 1.0, 1.0], [2.02, 1.05, 0.98], tail=2, first=0.02, mean=0.01)["ok"]
     # a loss falling to 0 is compared on the scale of floor x its first value (0.05 x 1.0)
-    c = compare_losses([1.0, 0.001, 0.0], [1.0, 0.03, 0.02], tail=1, floor=0.05, mean=1.0, step=1.0)
-    assert c["step_rel"] == pytest.approx(0.029 / 0.05) and c["mean_rel"] == pytest.approx(0.02 / 0.05)
+    c = compare_losses([1.0, 0.001, 0.0], [1.0, 0.03, 0.02], tail=1, floor=0.05, mean=1.0)
+    assert c["first_rel"] == 0.0 and c["mean_rel"] == pytest.approx(0.02 / 0.05)
+    assert c["step_rel"] == pytest.approx(0.029 / 0.05)
     # non-finite losses, unequal lengths and empty runs never agree
     assert not compare_losses([1.0, 2.0], [1.0, math.nan])["ok"]
     assert not compare_losses([1.0, 2.0], [1.0, 2.0, 3.0])["ok"]
     assert not compare_losses([], [])["ok"]
-    assert compare_losses([1.0, 2.0], [1.0, 2.0])["ok"] and LOSS_TOLERANCE["mean"] < LOSS_TOLERANCE["step"]
+    assert compare_losses([1.0, 2.0], [1.0, 2.0])["ok"] and LOSS_TOLERANCE["first"] < LOSS_TOLERANCE["mean"]
 
 
 def test_vit_forward_flops_by_hand_and_by_torch_counter():

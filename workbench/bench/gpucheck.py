@@ -15,9 +15,10 @@ The parts (each a list of items; each item ``ok``, ``fail``, ``error`` or ``not 
 (e) **diagnostics** -- the diagnostics on the device against the CPU: the probe embeddings, every
     per-layer metric and CKA computed on the same embeddings on both, the callback's whole pass,
     and the layouts of the device's embeddings, each timed;
-(f) **notebooks** -- every run of every notebook at ``SCALE = "gpu"``
-    (:mod:`workbench.bench.notebook_scales`) for a few steps, on CIFAR-10 if it is under
-    ``--data-dir``, otherwise on random images in CIFAR-10's format.
+(f) **notebooks** -- every run of every notebook at each of its GPU scales (``SCALE = "gpu"``, and
+    ``"gpu-cifar10"`` where a notebook has it; :mod:`workbench.bench.notebook_scales`) for a few
+    steps, each notebook's first run with its diagnostics; CIFAR-10 is read from ``--data-dir``, or
+    random images in its format stand in for it.
 
 A part that raises is reported ``not run`` with the error and the others go on. Every part has a
 share of a time budget (``--budget``, :data:`SHARES`); time a part leaves unused passes on to the
@@ -28,8 +29,8 @@ CPU, with CPU substitutes for what exists only on CUDA (each item says which): `
 CPU autocast, the sync check records synchonising ops by name (:class:`HostSyncRecorder`) instead of
 CUDA's detector, ``torch.compile`` uses dynamo's ``eager`` backend (tracing without code
 generation), peak memory is the process's peak resident set, the "device" of (e) is the CPU itself,
-and the peak FLOP rate is a nominal 1 TFLOP/s unless ``--peak-tflops`` is given. A dry run checks
-that the code runs; its numbers are not measurements.
+and the peak FLOP rate is a nominal 1 TFLOP/s unless ``--peak-tflops`` is given. The dry run uses one
+CPU thread. It checks that the code runs; its numbers are not measurements.
 """
 from __future__ import annotations
 
@@ -53,16 +54,20 @@ PARTS: dict[str, tuple[str, str]] = {
     "throughput": ("c", "throughput, peak memory and share of the bf16 peak, ViT-Tiny"),
     "sync": ("d", "no host synchronisation between logging steps, every preset"),
     "diagnostics": ("e", "diagnostics and layouts on the device against the CPU"),
-    "notebooks": ("f", "every notebook run at SCALE = \"gpu\" starts"),
+    "notebooks": ("f", "every notebook run at its GPU scales starts"),
 }
+
+#: The order the parts run in: the diagnostics last, because UMAP's compiled kernels leave threads
+#: behind that slow every later CPU op (the dry run's training several times over).
+ORDER = ("precision", "compile", "throughput", "sync", "notebooks", "diagnostics")
 
 #: The whole command's default time budget (seconds): with start-up and the last item's overrun
 #: the command ends within 8 minutes on one H100-class GPU.
 BUDGET_S = 450.0
 
 #: Shares of the time budget, by part.
-SHARES = {"precision": 0.26, "compile": 0.24, "throughput": 0.12, "sync": 0.04, "diagnostics": 0.14,
-          "notebooks": 0.20}
+SHARES = {"precision": 0.25, "compile": 0.20, "throughput": 0.10, "sync": 0.03, "diagnostics": 0.14,
+          "notebooks": 0.28}
 
 
 class Budget:
@@ -134,8 +139,9 @@ def run_gpucheck(dry_run: bool = False, parts: Sequence[str] | None = None, budg
 
     Refuses to start without CUDA unless ``dry_run``. ``work_dir``: where the runs and data go
     (default: a temporary directory, removed afterwards). ``presets``: the presets of (a) and (d)
-    (default: every preset). ``budget_s``: the whole command's time budget (``inf`` in a dry run
-    unless given).
+    (default: every preset). ``budget_s``: the whole command's time budget (default
+    :data:`BUDGET_S`; none in a dry run). The parts run in :data:`ORDER` and are reported in
+    :data:`PARTS` order.
     """
     from ..presets import PRESETS
     from .suite import machine_info
@@ -158,15 +164,21 @@ def run_gpucheck(dry_run: bool = False, parts: Sequence[str] | None = None, budg
     started = time.perf_counter()
     device = torch.device("cpu") if dry_run else torch.device("cuda", torch.cuda.current_device())
     with contextlib.ExitStack() as stack:
+        if dry_run:
+            # toy sizes gain nothing from threads, and on a busy machine threads waiting for each
+            # other make every small op slower by an order of magnitude
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
+            torch.set_num_threads(1)
         if work_dir is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="workbench-gpucheck-")))
         else:
             work = Path(work_dir)
             work.mkdir(parents=True, exist_ok=True)
         check = Check(DRY if dry_run else GPU, dry_run, device, work, Path(data_dir), peak_tflops, log, presets)
-        budget = Budget(budget_s, [p for p in PARTS if p in parts])
+        budget = Budget(budget_s, [p for p in ORDER if p in parts])
         results: dict[str, dict] = {}
-        for key, (letter, title) in PARTS.items():
+        for key in ORDER:
+            letter, title = PARTS[key]
             entry: dict[str, Any] = {"part": letter, "title": title}
             if key not in parts:
                 entry.update(status="not run", reason="not selected (--parts)", items=[])
@@ -189,7 +201,8 @@ def run_gpucheck(dry_run: bool = False, parts: Sequence[str] | None = None, budg
             results[key] = entry
             log(f"  -> {entry['status']} ({entry['seconds']:.0f} s)")
     return _finite({"machine": _machine(machine_info(), device), "dry_run": dry_run, "budget_s": budget_s,
-                    "presets": list(presets), "parts": results, "wall_s": round(time.perf_counter() - started, 1)})
+                    "presets": list(presets), "parts": {key: results[key] for key in PARTS},
+                    "wall_s": round(time.perf_counter() - started, 1)})
 
 
 def _finite(value: Any) -> Any:
@@ -236,7 +249,8 @@ def to_markdown(result: dict) -> str:
         lines += ["", "| item | status | " + " | ".join(columns) + " | s |",
                   "|---|---|" + "---|" * len(columns) + "---|"]
         for item in part["items"]:
-            cells = item.get("cells") or [_cell(item.get("reason") or item.get("error") or "")] + [""] * (len(columns) - 1)
+            why = _cell(item.get("reason") or item.get("error") or "")
+            cells = item.get("cells") or [why] + [""] * (len(columns) - 1)
             lines.append(f"| {item['name']} | {item['status']} | " + " | ".join(_cell(c) for c in cells)
                          + f" | {_fmt(item.get('seconds'), '.0f')} |")
     lines += ["", f"{result['wall_s']:.0f} s in all, `python -m workbench gpucheck"

@@ -16,18 +16,22 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 #: Losses of two runs that should train alike (bf16-mixed against 32-true; compiled against eager)
-#: agree when, over the steps of both runs,
+#: agree when every loss is finite and
 #:
-#: * ``mean``: the means of the last ``tail`` losses differ by at most this fraction, and
-#: * ``step``: no step's losses differ by more than this fraction,
+#: * ``first``: the first step's losses -- the same weights and the same batch, so any difference is
+#:   the arithmetic's -- differ by at most this fraction, and
+#: * ``mean``: the means of the last ``tail`` losses differ by at most this fraction,
 #:
 #: each relative to the reference run's value, or to ``floor`` times its first loss when that is
 #: larger (a loss that falls towards 0, like the collapsing toy's, is then compared on the scale it
-#: started from). bf16 keeps 8 significant bits (about 2.4 decimal digits, a relative rounding of
-#: 2^-9 = 0.2%); after a few dozen optimiser steps the two runs follow different trajectories, so the
-#: bound is on the curves, not on the digits. The values are set from CPU runs of every preset in
-#: both precisions (see ``tests/test_gpucheck.py``).
-LOSS_TOLERANCE = {"tail": 10, "mean": 0.05, "step": 0.15, "floor": 0.05}
+#: started from). bf16 keeps 8 significant bits (a relative rounding of up to 2^-8 = 0.4% per
+#: value). After a few dozen optimiser steps two runs that differ only in rounding follow different
+#: trajectories, so single later steps are not bounded (the largest difference is reported); the
+#: mean of the last steps bounds where the curves went. Measured on the CPU (bf16 autocast against
+#: float32, width 32, depth 2, batch 32, 50 steps, every preset, seeds 0 and 1): first steps within
+#: 0.22%, last-10 means within 3.7% (Barlow Twins, whose per-step loss varies by 20% from batch to
+#: batch; the other presets within 0.5%). The bounds leave room for the GPU's larger model.
+LOSS_TOLERANCE = {"tail": 10, "first": 0.02, "mean": 0.10, "floor": 0.05}
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ GPU = Sizes(
     compile_presets=("supervised", "mae", "dino"), compile_steps=30, compile_warmup=10,
     throughput_model=("model.patch_size=4", "model.width=192", "model.depth=12", "model.heads=3"),
     throughput_batches=(256, 1024), throughput_steps=20, throughput_warmup=5,
-    diagnostics_model=("data.shapes.num_images=25000", "data.probe_size=2000", "model.patch_size=4",
+    diagnostics_model=("data.shapes.num_images=12000", "data.probe_size=1000", "model.patch_size=4",
                        "model.width=192", "model.depth=6", "model.heads=6"),
     layout_points=1000, layout_epochs=200,
     notebook_steps=3, notebook_extra=(), cifar_per_batch=10000,
@@ -105,23 +109,34 @@ class LossRecorder(Callback):
 
 
 def compare_losses(reference: Sequence[float], other: Sequence[float], tail: int = LOSS_TOLERANCE["tail"],
-                   mean: float = LOSS_TOLERANCE["mean"], step: float = LOSS_TOLERANCE["step"],
+                   first: float = LOSS_TOLERANCE["first"], mean: float = LOSS_TOLERANCE["mean"],
                    floor: float = LOSS_TOLERANCE["floor"]) -> dict[str, Any]:
     """Whether two runs' per-step losses agree (:data:`LOSS_TOLERANCE`).
 
-    Returns ``{"ok", "steps", "finite", "mean_ref", "mean_other", "mean_rel", "step_rel",
-    "worst_step"}``: ``mean_rel`` is ``|mean(other[-tail:]) - mean(ref[-tail:])| / scale`` with
-    ``scale = max(|mean(ref[-tail:])|, floor * |ref[0]|)``; ``step_rel`` the largest
-    ``|other[i] - ref[i]| / max(|ref[i]|, floor * |ref[0]|)`` (at ``worst_step``). Runs of different
-    lengths, empty runs or any non-finite loss do not agree.
+    Returns ``{"ok", "steps", "finite", "first_rel", "mean_ref", "mean_other", "mean_rel",
+    "step_rel", "worst_step"}`` with ``scale(x) = max(|x|, floor * |ref[0]|)``: ``first_rel`` is
+    ``|other[0] - ref[0]| / scale(ref[0])``; ``mean_rel`` is ``|mean(other[-tail:]) -
+    mean(ref[-tail:])| / scale(mean(ref[-tail:]))``; ``step_rel`` the largest ``|other[i] - ref[i]|
+    / scale(ref[i])`` (at ``worst_step``; reported, not judged). Runs of different lengths, empty
+    runs or any non-finite loss do not agree.
     """
     n = min(len(reference), len(other))
     values = list(reference) + list(other)
     finite = bool(values) and all(math.isfinite(v) for v in values)
-    out: dict[str, Any] = {"ok": False, "steps": n, "finite": finite, "mean_ref": None, "mean_other": None,
-                           "mean_rel": None, "step_rel": None, "worst_step": None}
+    out: dict[str, Any] = {"ok": False, "steps": n, "finite": finite, "first_rel": None, "mean_ref": None,
+                           "mean_other": None, "mean_rel": None, "step_rel": None, "worst_step": None}
     if n == 0 or not finite:
         return out
+    base = floor * abs(reference[0])
+    rel = [abs(b - a) / max(abs(a), base, 1e-12) for a, b in zip(reference[:n], other[:n])]
+    k = min(tail, n)
+    ma = statistics.fmean(reference[n - k:n])
+    mb = statistics.fmean(other[n - k:n])
+    mean_rel = abs(mb - ma) / max(abs(ma), base, 1e-12)
+    worst = max(range(n), key=rel.__getitem__)
+    out.update(first_rel=rel[0], mean_ref=ma, mean_other=mb, mean_rel=mean_rel, step_rel=rel[worst], worst_step=worst,
+               ok=len(reference) == len(other) and rel[0] <= first and mean_rel <= mean)
+    return out
     k = min(tail, n)
     ma = statistics.fmean(reference[n - k:n])
     mb = statistics.fmean(other[n - k:n])
