@@ -191,7 +191,7 @@ def part_throughput(check: Check, budget: PartBudget) -> dict:
     device_name = torch.cuda.get_device_name(check.device) if check.cuda else "cpu"
     peak = check.peak_tflops or (peak_tflops(device_name) if check.cuda else DRY_PEAK_TFLOPS)
     peak_source = ("--peak-tflops" if check.peak_tflops else f"table entry for {device_name!r}" if check.cuda and peak
-                   else "nominal 1 TFLOP/s (CPU substitute)" if not check.cuda else "unknown device")
+                   else "CPU substitute" if not check.cuda else "unknown device: pass --peak-tflops")
     pairs = [f"{preset} @ {batch}" for preset in s.throughput_presets for batch in s.throughput_batches]
 
     def one(name: str) -> dict:
