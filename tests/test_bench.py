@@ -113,14 +113,15 @@ def test_step_intervals_drop_warmup_and_epoch_ends():
     assert step_intervals(starts, warmup=2) == [1.0, 0.5]  # from the third start on; 3 -> 9 spans an epoch end
 
 
-def test_plain_loop_trains_the_same_supervised_model_as_the_workbench(tmp_path):
-    """Same seed, weights, batches, optimiser, schedule and clipping: the plain loop's losses are the
-    losses ``wb.fit`` logs (so the timing compares like with like)."""
+@pytest.mark.parametrize("preset", ["supervised", "dino"])
+def test_plain_loop_trains_the_same_model_as_the_workbench(tmp_path, preset):
+    """Same seed, weights, batches, crops, optimiser, schedules, clipping and EMA: the plain loop's
+    losses are the losses ``wb.fit`` logs (so the timing compares like with like)."""
     overrides = [*bench.TINY, "trainer.log_every_n_steps=3"]
     losses: list[float] = []
-    times = plain_step_times("supervised", overrides, steps=6, warmup=2, cache_dir=tmp_path / "data", losses=losses)
+    times = plain_step_times(preset, overrides, steps=6, warmup=2, cache_dir=tmp_path / "data", losses=losses)
     assert len(times) == 6 and len(losses) == 9
-    run = wb.fit(preset="supervised", overrides=[*overrides, "trainer.max_steps=9", "diagnostics.enabled=false",
+    run = wb.fit(preset=preset, overrides=[*overrides, "trainer.max_steps=9", "diagnostics.enabled=false",
                                                  f"runs_dir={tmp_path}"], cache_dir=tmp_path / "data")
     logged = run.metrics.dropna(subset=["train/loss"]).set_index("step")["train/loss"]
     assert list(logged.index) == [2, 5, 8]

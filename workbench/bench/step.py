@@ -7,8 +7,9 @@ Both sides train the same preset on the same data, on the same device, with the 
   diagnostics disabled (their cost is measured separately).
 * **plain loop**: a hand-written ``for batch in batches: zero_grad, forward, loss, backward, clip,
   step, EMA`` over the library's ``nn.Module``\\ s -- the :class:`VisionTransformer`, the
-  objective's head (a linear classifier for ``supervised``; for ``dino`` the DINO head, its EMA
-  copy, the EMA teacher backbone and :class:`DINOLoss` on the same multi-crop views), AdamW with
+  objective's head (a linear classifier for ``supervised``; for ``dino`` the library's
+  :class:`DINOObjective` -- head, EMA head and loss -- and an EMA teacher backbone, on the same
+  multi-crop views), AdamW with
   the same parameter groups, learning-rate schedule and gradient clipping, batches from the same
   :class:`TensorBatches`. It logs nothing, checks nothing and keeps no metrics: the floor the
   workbench is measured against.
@@ -23,7 +24,6 @@ queue kernels.
 from __future__ import annotations
 
 import contextlib
-import copy
 import statistics
 import time
 from pathlib import Path
@@ -37,7 +37,7 @@ from ..config import RunConfig
 from ..presets import make_config
 from ..training.fit import resolve_precision
 
-#: Presets the plain loop reproduces (each needs its own hand-written loss).
+#: Presets the plain loop reproduces.
 PRESETS = ("supervised", "dino")
 
 
@@ -94,16 +94,13 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
     """Per-step seconds of the hand-written loop for ``preset`` (one of :data:`PRESETS`).
 
     ``losses``: a list to receive every step's loss (read from the device after the loop). With the
-    same seed, ``supervised`` starts from the same weights and batches as ``wb.fit``, so its losses
-    match the workbench's logged ``train/loss``.
+    same seed, both presets start from the same weights, batches and crops as ``wb.fit``, so their
+    losses match the workbench's logged ``train/loss``.
     """
     from ..data.datamodule import TensorBatches, TensorDataModule
-    from ..losses import DINOLoss
-    from ..models.teacher import ema_update_
-    from ..objectives.heads import DINOHead
     from ..objectives.supervised import LinearHead
     from ..schedules import build_schedule
-    from ..training.module import build_backbone
+    from ..training.module import build_backbone, step_generator
     from ..views import config_multi_crop
 
     if preset not in PRESETS:
@@ -127,28 +124,32 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
             x = (batch["images"].float() / 255.0 - mean) / std
             return F.cross_entropy(head(backbone(x).pooled(depth, pool)).float(), batch["labels"])
     else:
-        from ..objectives.dino import DINOObjective
+        # DINO's math is the library's own objective (its head, EMA head and loss), called on views
+        # and forwards made here: what the plain loop leaves out is Lightning, logging and checks.
+        from ..models.teacher import EMATeacher
+        from ..objectives.base import BuildContext, StepInputs
+        from ..objectives.registry import build_objective
 
-        p = {**DINOObjective.defaults, **config.objectives["dino"].params}
-        head = DINOHead(backbone.width, p["out_dim"], p["hidden"], p["bottleneck"]).to(device)
-        teacher_head = copy.deepcopy(head).requires_grad_(False)
-        teacher = copy.deepcopy(backbone).requires_grad_(False).eval()
-        criterion = DINOLoss(p["out_dim"], student_temp=p["student_temp"], center_momentum=p["center_momentum"]).to(device)
-        teacher_temp = build_schedule(p["teacher_temp"], "teacher_temp")
-        modules["head"] = head
+        b = backbone
+        context = BuildContext(width=b.width, depth=b.depth, patch_size=b.patch_size, grid=b.grid,
+                               channels=b.in_channels, image_size=b.image_size, num_prefix=b.num_prefix,
+                               num_classes=info.num_classes, pool=b.pool)
+        objective = build_objective("dino", config.objectives["dino"], context).to(device)
+        teacher = EMATeacher(backbone)
+        modules["objectives.dino"] = objective  # the names WorkbenchModule gives these parameters
         v = config.views
 
         def loss_of(batch: dict[str, torch.Tensor], generator: torch.Generator, step: int) -> torch.Tensor:
             x = batch["images"].float() / 255.0
             globals_, locals_ = config_multi_crop(x, generator, v, backbone.patch_size)
-            g = (torch.cat(globals_) - mean) / std
-            student = list(head(backbone(g).pooled(depth, pool)).chunk(v.global_crops))
+            views = {"global": (torch.cat(globals_) - mean) / std}
             if locals_:
-                loc = (torch.cat(locals_) - mean) / std
-                student += list(head(backbone(loc).pooled(depth, pool)).chunk(v.local_crops))
-            with torch.no_grad():
-                target = list(teacher_head(teacher(g).pooled(depth, pool)).chunk(v.global_crops))
-            return criterion(student, target, teacher_temp=float(teacher_temp.value(step, total)))
+                views["local"] = (torch.cat(locals_) - mean) / std
+            inputs = StepInputs(batch=batch, views=views, student={k: backbone(x) for k, x in views.items()},
+                                step=step, total_steps=total, sample_generator=generator,
+                                monitor=False)
+            inputs.teacher = {"global": teacher(views["global"])}
+            return objective(inputs).terms["ce"]
 
     total = warmup + steps + 1
     optimiser, scheduler = _optimiser(config, modules, total, device)
@@ -157,7 +158,6 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
     recorded: list[torch.Tensor] = []
     batches = TensorBatches(data.splits["train"].to(device), config.data.batch_size, shuffle=True, seed=config.seed,
                             drop_last=True)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
     # The precision wb.fit would use for this config (bf16-mixed autocast on CUDA unless overridden).
     bf16 = device.type == "cuda" and resolve_precision(config) == "bf16-mixed"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -174,7 +174,8 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
             _synchronise(device)
             starts.append((epoch, time.perf_counter()))
             with autocast:
-                loss = loss_of(batch, generator, step)
+                # the crops of wb.fit's step: the same per-step stream of this single process (rank 0)
+                loss = loss_of(batch, step_generator(config.seed, "train", step, 0, device), step)
             recorded.append(loss.detach())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -183,9 +184,11 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
             optimiser.step()
             scheduler.step()
             if preset == "dino":
-                m = momentum.value(step, total)
-                ema_update_(teacher, backbone, m)
-                ema_update_(teacher_head, head, m)
+                # after the optimiser step, as Lightning's on_train_batch_end sees it: global_step
+                # already counts this step
+                m = momentum.value(step + 1, total)
+                teacher.update(backbone, m)
+                objective.ema_update(m)
             step += 1
         epoch += 1
     if losses is not None:

@@ -39,6 +39,14 @@ def build_backbone(config: RunConfig, info: DataInfo) -> VisionTransformer:
     )
 
 
+def step_generator(seed: int, stage: str, index: int, rank: int = -1,
+                   device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator of step ``index`` of ``stage`` (``train``, ``val``, ``test``) for a run seeded
+    ``seed``, on ``device``: see :meth:`WorkbenchModule.generator`."""
+    offset = {"train": 0, "val": 1, "test": 2}.get(stage, 3)
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + offset * 100_003 + index + (rank + 1) * 7_919_993)
+
+
 class WorkbenchModule(L.LightningModule):
     """A ViT trained with any weighted combination of objectives.
 
@@ -100,9 +108,7 @@ class WorkbenchModule(L.LightningModule):
         """Randomness of one step from (seed, stage, step, rank): reproducible and exact after a
         resume. ``rank=-1`` gives the stream shared by every rank (SIGReg's directions); a rank's
         own stream draws its samples' crops and masks."""
-        offset = {"train": 0, "val": 1, "test": 2}.get(stage, 3)
-        seed = self.config.seed * 1_000_003 + offset * 100_003 + index + (rank + 1) * 7_919_993
-        return torch.Generator(device=self.device).manual_seed(seed)
+        return step_generator(self.config.seed, stage, index, rank, self.device)
 
     def make_views(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Every view some objective asked for, made once, on the batch's device."""
