@@ -307,18 +307,18 @@ record(NOTEBOOK, numbers, runs_dir=RUNS_DIR, replace=True);
 #    and its uniformity stays **near 0** (above -0.1) while every other run's is below -0.3. Its
 #    spectrum sinks as a whole: the total variance of its last layer ends **more than ten times
 #    smaller** than the random network's (0.005 against 0.36), where LeJEPA's and VICReg's end
-#    *larger* than the random network's (0.60 and 0.61).
+#    *larger* than the random network's (0.55 and 0.61).
 # 2. **The collapse is deepest at the top, and only in the token the loss reads.** The toy's CLS
 #    RankMe falls block by block (3.1, 2.6, 2.2): the first block is less collapsed than the last.
 #    Its patch tokens, which the loss never reads, keep a RankMe **more than five times** the CLS
 #    token's (35 here, like the other runs').
-# 3. **SIGReg and VICReg keep their embeddings spread.** LeJEPA's embedding ends at RankMe 22 and
+# 3. **SIGReg and VICReg keep their embeddings spread.** LeJEPA's embedding ends at RankMe 21 and
 #    VICReg's at 25 of 64: **above a quarter of the width**. On the backbone's last layer both end
-#    **above three times** the toy's (9.0 and 9.1 against 2.2).
+#    **above three times** the toy's (8.7 and 9.1 against 2.2).
 # 4. **DINO avoids both of its failure modes, but has barely started.** Its teacher's entropy rises
 #    during the temperature warm-up and settles **between half of $\log K$ and $\log K$** (6.1 of
 #    6.9): no sharpening collapse, but the prototypes have hardly specialised. Its last layer keeps
-#    a RankMe **more than twice** the toy's (8.6).
+#    a RankMe **more than twice** the toy's (8.8).
 # 5. **Every run lowers the CLS token's rank at first.** All four last layers end below the random
 #    network's RankMe (19): the fixes do not *raise* the rank in 150 steps, they stop it from
 #    falling to 1. Compare methods with each other at equal steps, not with the initialisation.
