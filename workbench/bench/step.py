@@ -136,6 +136,7 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
                                num_classes=info.num_classes, pool=b.pool)
         objective = build_objective("dino", config.objectives["dino"], context).to(device)
         teacher = EMATeacher(backbone)
+        weight = build_schedule(config.objectives["dino"].weight, "objectives.dino.weight")
         modules["objectives.dino"] = objective  # the names WorkbenchModule gives these parameters
         v = config.views
 
@@ -149,7 +150,9 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
                                 step=step, total_steps=total, sample_generator=generator,
                                 monitor=False)
             inputs.teacher = {"global": teacher(views["global"])}
-            return objective(inputs).terms["ce"]
+            terms = objective(inputs).terms  # summed, then weighted, as WorkbenchModule combines them
+            w = weight.value(step, total)
+            return sum(w * value.float() for value in terms.values())
 
     total = warmup + steps + 1
     optimiser, scheduler = _optimiser(config, modules, total, device)
