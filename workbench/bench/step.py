@@ -100,7 +100,7 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
     from ..data.datamodule import TensorBatches, TensorDataModule
     from ..objectives.supervised import LinearHead
     from ..schedules import build_schedule
-    from ..training.module import build_backbone, step_generator
+    from ..training.module import backbone_context, build_backbone, step_generator
     from ..views import config_multi_crop
 
     if preset not in PRESETS:
@@ -127,14 +127,11 @@ def plain_step_times(preset: str, overrides: Sequence[str], steps: int, warmup: 
         # DINO's math is the library's own objective (its head, EMA head and loss), called on views
         # and forwards made here: what the plain loop leaves out is Lightning, logging and checks.
         from ..models.teacher import EMATeacher
-        from ..objectives.base import BuildContext, StepInputs
+        from ..objectives.base import StepInputs
         from ..objectives.registry import build_objective
 
-        b = backbone
-        context = BuildContext(width=b.width, depth=b.depth, patch_size=b.patch_size, grid=b.grid,
-                               channels=b.in_channels, image_size=b.image_size, num_prefix=b.num_prefix,
-                               num_classes=info.num_classes, pool=b.pool)
-        objective = build_objective("dino", config.objectives["dino"], context).to(device)
+        objective = build_objective("dino", config.objectives["dino"], backbone_context(backbone, info.num_classes))
+        objective = objective.to(device)
         teacher = EMATeacher(backbone)
         weight = build_schedule(config.objectives["dino"].weight, "objectives.dino.weight")
         modules["objectives.dino"] = objective  # the names WorkbenchModule gives these parameters

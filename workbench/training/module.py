@@ -39,6 +39,13 @@ def build_backbone(config: RunConfig, info: DataInfo) -> VisionTransformer:
     )
 
 
+def backbone_context(backbone: VisionTransformer, num_classes: int) -> BuildContext:
+    """What an objective is built against: the sizes of ``backbone`` and the data's class count."""
+    b = backbone
+    return BuildContext(width=b.width, depth=b.depth, patch_size=b.patch_size, grid=b.grid, channels=b.in_channels,
+                        image_size=b.image_size, num_prefix=b.num_prefix, num_classes=num_classes, pool=b.pool)
+
+
 def step_generator(seed: int, stage: str, index: int, rank: int = -1,
                    device: torch.device | str = "cpu") -> torch.Generator:
     """The generator of step ``index`` of ``stage`` (``train``, ``val``, ``test``) for a run seeded
@@ -67,12 +74,7 @@ class WorkbenchModule(L.LightningModule):
         self.data_info = DataInfo.from_dict(info_dict)
 
         self.backbone = build_backbone(self.config, self.data_info)
-        b = self.backbone
-        context = BuildContext(
-            width=b.width, depth=b.depth, patch_size=b.patch_size, grid=b.grid, channels=b.in_channels,
-            image_size=b.image_size, num_prefix=b.num_prefix, num_classes=self.data_info.num_classes,
-            pool=b.pool,
-        )
+        context = backbone_context(self.backbone, self.data_info.num_classes)
         active = self.config.active_objectives()
         self.objectives = nn.ModuleDict({name: build_objective(name, cfg, context) for name, cfg in active.items()})
         self.weight_schedules = {name: build_schedule(cfg.weight, f"objectives.{name}.weight") for name, cfg in active.items()}
