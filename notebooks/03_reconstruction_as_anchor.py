@@ -222,23 +222,29 @@ pd.DataFrame(rows).T.round(3)
 # %% [markdown]
 # ## 6 · What the evidence says (CPU preset)
 #
-# Measured at the CPU preset (seed 0; the CLS token at the last layer; chance in brackets):
+# Measured at the CPU preset over `SEED = 0, 1, 2` (the CLS token at the last layer; mean ± the 95%
+# t-interval over the three seeds; chance in brackets). Your run prints its own seed's numbers above:
 #
 # | run | colour (0.17) | texture (0.33) | shape (0.25) | count (0.33) | invariance |
 # |---|---|---|---|---|---|
-# | untrained network | 0.66 | 0.35 | 0.36 | 0.40 | -- |
-# | `latent-only` | 1.00 | 0.44 | 0.36 | 0.55 | 0.29 |
-# | `latent+mae` | 1.00 | 0.45 | 0.36 | 0.59 | 0.22 |
-# | `coherent` | 1.00 | 0.46 | 0.41 | 0.63 | 0.23 |
+# | untrained network | 0.67 ± 0.07 | 0.36 ± 0.08 | 0.36 ± 0.02 | 0.39 ± 0.11 | -- |
+# | `latent-only` | 1.00 ± 0.00 | 0.46 ± 0.09 | 0.38 ± 0.06 | 0.58 ± 0.07 | 0.24 ± 0.12 |
+# | `latent+mae` | 1.00 ± 0.01 | 0.44 ± 0.04 | 0.34 ± 0.12 | 0.58 ± 0.05 | 0.24 ± 0.07 |
+# | `coherent` | 1.00 ± 0.00 | 0.46 ± 0.03 | 0.39 ± 0.05 | 0.62 ± 0.06 | 0.26 ± 0.06 |
 #
-# 1. **No recipe stands out at this scale.** At the last layer the three recipes are within 0.15 of
-#    each other on colour, texture, shape and count, and on invariance (the largest gaps are
-#    invariance and count, 0.08; `spread/*` in the headline numbers; seeds 1 and 2 gave 0.07 and 0.09). The anchor effect the essays predict
-#    does not show, and the latent-only row says why: the latent loss has not removed colour at all
-#    (1.00), so there was nothing for a reconstruction term to protect.
-# 2. **Invariance grows with depth, but stays far from 1.** In every recipe the CLS token is more
-#    invariant to the augmentations at the last layer than after the first block (latent-only 0.15
-#    to 0.29, latent+mae 0.12 to 0.22, coherent 0.15 to 0.23). A last layer whose two views of an
+# 1. **No recipe stands out at this scale -- a null, and a wide one.** On every seed the three
+#    recipes end within 0.15 of each other on colour, texture, shape, count and invariance (the
+#    largest gap per seed: 0.08, 0.07 and 0.09; `spread/*` in the headline numbers). Paired by
+#    seed, the differences to `latent-only` are all compatible with zero: `latent+mae` shape
+#    -0.04 ± 0.11, texture -0.02 ± 0.10; `coherent` shape +0.01 ± 0.09, count +0.04 ± 0.11. Those
+#    intervals are up to 0.22 wide, so they do not show that the recipes are *equal* either. The
+#    anchor effect the essays predict does not show, and the latent-only row says why: the latent
+#    loss has not removed colour at all (1.00), so there was nothing for a reconstruction term to
+#    protect.
+# 2. **Invariance grows with depth, but stays far from 1.** In every recipe and on every seed the
+#    CLS token is more invariant to the augmentations at the last layer than after the first block
+#    (means over the seeds: latent-only 0.14 to 0.24, latent+mae 0.14 to 0.24, coherent 0.19 to
+#    0.26; the smallest gain on any seed 0.045). A last layer whose two views of an
 #    image are only 0.3 closer than two different images has barely started to discard what the
 #    augmentations change -- the regime in which reconstruction would have to push back has not been
 #    reached.
@@ -247,7 +253,7 @@ pd.DataFrame(rows).T.round(3)
 #
 # ### Caveats
 #
-# * **Small data, few steps, one seed.** Three epochs of a 4-block ViT on 12,000 generated images.
+# * **Small data, few steps, three seeds.** Three epochs of a 4-block ViT on 12,000 generated images.
 #   The GPU preset (`SCALE = "gpu"`: CIFAR-10, a 9-block ViT of width 192, 100 epochs) is where to
 #   test the essays' claim -- CIFAR-10 has no ground-truth factors, so there only the label and
 #   invariance are measured; keep `shapes` with the GPU model sizes to see the factors
