@@ -111,6 +111,46 @@ def test_objective_rankme_without_an_embedding_uses_the_pooled_layer(tmp_path):
         readouts.objective_rankme(run, "dino", images=images)
 
 
+def test_objective_factors_probe_the_projector_output_and_the_last_layer(tmp_path):
+    from workbench.diagnostics.probes import factor_decodability
+
+    overrides = [o for o in TINY if not o.startswith("diagnostics.")] + [
+        "data.probe_size=60", "diagnostics.coherence=[]", "diagnostics.save_embeddings=false",
+        "objectives.vicreg.params.dim=8", f"runs_dir={tmp_path}"]
+    run = wb.fit(preset="vicreg", overrides=overrides, cache_dir=tmp_path / "data")
+    got = readouts.objective_factors(run, num_images=60, cache_dir=tmp_path / "data")
+    # by hand: the checkpoint's projector on the pooled last layer of the first 60 validation images
+    dm = wb.data.TensorDataModule(run.config.data, cache_dir=tmp_path / "data").prepare()
+    val = dm.splits["val"]
+    module = WorkbenchModule.load_from_checkpoint(run.checkpoint, map_location="cpu", weights_only=True).eval()
+    with torch.no_grad():
+        pooled = module(val.images[:60]).pooled(2, module.backbone.pool)
+        projected = module.objectives["vicreg"].projector(pooled)
+    for column, z in (("embedding", projected), ("last_layer", pooled)):
+        expected = factor_decodability(z, val.factors[:60], dm.data.factors, seed=0, solver="ridge")
+        assert got[column].to_dict() == pytest.approx({f: r["score"] for f, r in expected.items()}, abs=1e-6)
+    assert list(got.columns) == ["embedding", "last_layer"] and "color" in got.index
+
+    # initial=True is the network fit started from: its last layer scores what the diagnostics
+    # measured at epoch 0 on the same 60 probe images (to within one of the 18 held-out samples,
+    # as the diagnostics embed in batches)
+    before = readouts.objective_factors(run, num_images=60, cache_dir=tmp_path / "data", initial=True)
+    epoch0 = run.diagnostics
+    epoch0 = epoch0[(epoch0.epoch == 0) & (epoch0.layer == 2) & (epoch0.pool == module.backbone.pool)]
+    for factor, score in before["last_layer"].items():
+        recorded = float(epoch0.loc[epoch0.metric == f"factor/{factor}", "value"].iloc[0])
+        assert score == pytest.approx(recorded, abs=1 / 18 + 1e-6), factor
+    assert not before["embedding"].equals(got["embedding"])
+
+
+def test_objective_factors_needs_data_with_factors(tmp_path, monkeypatch):
+    run = wb.fit(preset="supervised", overrides=TINY + [f"runs_dir={tmp_path}"], cache_dir=tmp_path / "data")
+    no_factors = {"images": torch.zeros(4, 3, 32, 32, dtype=torch.uint8), "factors": None, "factor_specs": []}
+    monkeypatch.setattr(readouts, "_held_out", lambda *a: no_factors)
+    with pytest.raises(ValueError, match="without ground-truth factors"):
+        readouts.objective_factors(run, cache_dir=tmp_path / "data")
+
+
 def test_spectrum_reads_the_saved_eigenvalues_largest_first(tmp_path):
     import numpy as np
 

@@ -5,7 +5,8 @@ these helpers pick the ones a sentence is about -- "at the last layer", "the lay
 peaks", "every factor by layer" -- always at one epoch (the last recorded one unless asked) and one
 pooling, so that two runs are compared like for like.
 
-:func:`objective_rankme` is the exception: it reloads the final checkpoint to measure the RankMe of
+:func:`objective_rankme` and :func:`objective_factors` are the exceptions: they reload the final
+checkpoint to measure the RankMe and the factor probes of
 the embedding an objective's loss acts on (a projector's output, which the diagnostics, being about
 the backbone, do not record).
 """
@@ -158,6 +159,28 @@ def final_logged(run: Run, column: str, last: int = 1) -> float:
     return float(values.iloc[-max(1, int(last)):].mean())
 
 
+def _objective_and_last_layer(module, objective: str | None, images: "torch.Tensor"):
+    """The embedding ``objective``'s loss acts on, and the backbone's pooled last layer, of ``images``."""
+    import torch
+
+    names = list(module.objectives)
+    if objective is None:
+        if len(names) != 1:
+            raise ValueError(f"the run has objectives {names}: name the one to measure")
+        objective = names[0]
+    if objective not in module.objectives:
+        raise KeyError(f"objective {objective!r} is not in the run; it has {names}")
+    target = module.objectives[objective]
+    with torch.no_grad():
+        out = module(images)
+        if hasattr(target, "embedding"):
+            embedding = target.embedding(out)
+        else:
+            embedding = out.pooled(target.layers[-1], getattr(target, "pool", module.backbone.pool)).float()
+        last = out.pooled(module.backbone.depth, module.backbone.pool).float()
+    return embedding.float(), last
+
+
 def objective_rankme(run: Run, objective: str | None = None, images: "torch.Tensor | None" = None,
                      num_images: int = 300, cache_dir: Any = "data") -> dict[str, float]:
     """RankMe of the embedding ``objective``'s loss acts on, and of the backbone's last layer, on
@@ -172,43 +195,74 @@ def objective_rankme(run: Run, objective: str | None = None, images: "torch.Tens
 
     Returns ``{"embedding": ..., "last_layer": ..., "width": <embedding width>, "n": <images>}``.
     """
-    import torch
-
     from ..diagnostics import rankme
     from ..training.checkpointing import load_module
 
     module = load_module(run.checkpoint)
-    names = list(module.objectives)
-    if objective is None:
-        if len(names) != 1:
-            raise ValueError(f"the run has objectives {names}: name the one to measure")
-        objective = names[0]
-    if objective not in module.objectives:
-        raise KeyError(f"objective {objective!r} is not in the run; it has {names}")
     if images is None:
-        images = _held_out_images(run, num_images, cache_dir)
-    target = module.objectives[objective]
-    with torch.no_grad():
-        out = module(images)
-        if hasattr(target, "embedding"):
-            embedding = target.embedding(out)
-        else:
-            embedding = out.pooled(target.layers[-1], getattr(target, "pool", module.backbone.pool)).float()
-        last = out.pooled(module.backbone.depth, module.backbone.pool).float()
+        images = _held_out(run, num_images, cache_dir)["images"]
+    embedding, last = _objective_and_last_layer(module, objective, images)
     return {"embedding": float(rankme(embedding)), "last_layer": float(rankme(last)),
             "width": float(embedding.shape[1]), "n": float(embedding.shape[0])}
 
 
-def _held_out_images(run: Run, num_images: int, cache_dir: Any) -> "torch.Tensor":
+def objective_factors(run: Run, objective: str | None = None, num_images: int = 1000, cache_dir: Any = "data",
+                      initial: bool = False, seed: int = 0) -> pd.DataFrame:
+    """Every factor's probe score on the embedding ``objective``'s loss acts on (a projector's
+    output) and on the backbone's last layer, from the run's final checkpoint.
+
+    A joint-embedding loss makes its *projector output* invariant to the augmentations; the
+    backbone below it may keep what the augmentations change (Chen et al. 2020, SimCLR, section
+    4.2), and the diagnostics only see the backbone. This reads both, with the diagnostics' probe
+    (:func:`~workbench.diagnostics.probes.factor_decodability`, closed-form ridge, split ``seed``)
+    on the first ``num_images`` probe images (``cache_dir``: where to rebuild the data when the run
+    saved no probe set). ``initial=True`` measures the same network at initialisation instead --
+    the weights :func:`~workbench.training.fit.fit` started from, rebuilt from the run's config and
+    seed -- the untrained reference a trained run is compared with. Which embedding: as in
+    :func:`objective_rankme`.
+
+    Returns a DataFrame indexed by factor with columns ``embedding`` and ``last_layer``.
+    """
+    from ..diagnostics.probes import factor_decodability
+    from ..training.checkpointing import load_module
+    from ..training.module import initial_module
+
+    module = load_module(run.checkpoint)
+    if initial:
+        module = initial_module(module.hparams["config"], module.hparams["data_info"]).eval()
+    probe = _held_out(run, num_images, cache_dir)
+    if probe["factors"] is None or not probe["factor_specs"]:
+        raise ValueError(f"run {run.path.name!r} was trained on data without ground-truth factors "
+                         f"({run.config.data.name}); factor probes need data.name=shapes")
+    embedding, last = _objective_and_last_layer(module, objective, probe["images"])
+    columns = {}
+    for name, z in (("embedding", embedding), ("last_layer", last)):
+        scores = factor_decodability(z, probe["factors"], probe["factor_specs"], seed=seed, solver="ridge")
+        columns[name] = {factor: float(result["score"]) for factor, result in scores.items()}
+    table = pd.DataFrame(columns)
+    table.index.name = "factor"
+    return table
+
+
+def _held_out(run: Run, num_images: int, cache_dir: Any) -> dict[str, Any]:
+    """The first ``num_images`` probe images (uint8), their ``factors`` (``None`` without) and
+    ``factor_specs``: from the probe set the run saved, or rebuilt from the data cache."""
     import torch
 
     if (run.path / "embeddings" / "probe.npz").is_file():
-        images = torch.from_numpy(run.probe()["images"])
+        saved = run.probe()
+        images = torch.from_numpy(saved["images"])
         # the probe set is the first probe_size validation images: it serves when it is large
         # enough, or when it is smaller than probe_size (then it is the whole validation split)
         if len(images) >= num_images or len(images) < run.config.data.probe_size:
-            return images[:num_images]
+            factors = saved.get("factors")
+            return {"images": images[:num_images],
+                    "factors": None if factors is None else torch.from_numpy(factors[:num_images]),
+                    "factor_specs": list(saved["factor_specs"])}
     from ..data import TensorDataModule
 
     dm = TensorDataModule(run.config.data, cache_dir=cache_dir).prepare()
-    return dm.splits["val"].images[:num_images].cpu()
+    val = dm.splits["val"]
+    return {"images": val.images[:num_images].cpu(),
+            "factors": None if val.factors is None else val.factors[:num_images].cpu(),
+            "factor_specs": list(dm.data.factors)}

@@ -26,7 +26,7 @@ from .checkpointing import LastCheckpoint, read_checkpoint
 from .csv_logger import keep_rows_before
 from .diagnostics_callback import DiagnosticsCallback, keep_epochs_until
 from .loggers import build_loggers, finish_trackers, tracker_callbacks
-from .module import WorkbenchModule
+from .module import initial_module
 
 
 def resolve_precision(config: RunConfig) -> str:
@@ -91,8 +91,7 @@ def fit(
     plan = _plan(config, preset, overrides, resume)
     _quiet_lightning()
     datamodule = TensorDataModule(plan.config.data, cache_dir=cache_dir, order_seed=plan.config.seed).prepare()
-    L.seed_everything(plan.config.seed, verbose=False)
-    module = WorkbenchModule(plan.config, datamodule.info)
+    module = initial_module(plan.config, datamodule.info)
     _open_run_dir(plan)
     trainer, diagnostics, loggers = _trainer(plan, callbacks)
     return Run(_train(trainer, module, datamodule, plan, diagnostics, loggers))

@@ -54,6 +54,15 @@ def step_generator(seed: int, stage: str, index: int, rank: int = -1,
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + offset * 100_003 + index + (rank + 1) * 7_919_993)
 
 
+def initial_module(config: RunConfig | dict, data_info: DataInfo | dict) -> "WorkbenchModule":
+    """The module :func:`~workbench.training.fit.fit` starts from: built right after seeding every
+    generator with ``config.seed``, so the same config gives the same initial weights (the
+    untrained network a run's diagnostics measure at epoch 0)."""
+    seed = config.seed if isinstance(config, RunConfig) else RunConfig.from_dict(config).seed
+    L.seed_everything(seed, verbose=False)
+    return WorkbenchModule(config, data_info)
+
+
 class WorkbenchModule(L.LightningModule):
     """A ViT trained with any weighted combination of objectives.
 
