@@ -70,3 +70,41 @@ def test_a_folder_that_is_not_a_run_is_never_deleted(tmp_path):
     with pytest.raises(FileExistsError, match="not a run directory"):
         train_variants({"e2e": "supervised"}, notebook="nb", common=TINY, runs_dir=tmp_path, verbose=False)
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_seeds_train_every_variant_once_per_seed_in_parallel_processes(tmp_path):
+    variants = {"greedy": "local-greedy"}  # one variant: the two seeds' processes run at once
+    runs = train_variants(variants, notebook="nb", common=TINY, runs_dir=tmp_path, cache_dir=tmp_path / "data",
+                          verbose=False, seeds=[3, 5], jobs=2)
+    assert list(runs) == ["greedy"]
+    for label, preset in variants.items():
+        assert [r.path.name for r in runs[label]] == [f"{label}-seed3", f"{label}-seed5"]
+        assert [r.config.seed for r in runs[label]] == [3, 5]
+        assert all(r.config.preset == preset and r.summary["status"] == "completed" for r in runs[label])
+    # a process trained exactly the config asked for: reused as it is by a call in this process
+    stamp = {r.path: (r.path / "summary.json").stat().st_mtime_ns for rs in runs.values() for r in rs}
+    again = train_variants(variants, notebook="nb", common=TINY, runs_dir=tmp_path, cache_dir=tmp_path / "data",
+                           verbose=False, seeds=[3, 5])
+    assert {r.path: (r.path / "summary.json").stat().st_mtime_ns for rs in again.values() for r in rs} == stamp
+    # seeds change the weights: the two seeds' first logged losses differ
+    first = [float(r.metrics["train/loss"].dropna().iloc[0]) for r in runs["greedy"]]
+    assert first[0] != first[1]
+
+
+def test_seeds_and_jobs_are_checked_before_anything_is_trained(tmp_path):
+    for seeds in ([], [0, 0], [0, 1.5], [True]):
+        with pytest.raises(ConfigError, match="seeds"):
+            train_variants({"a": "supervised"}, notebook="nb", common=TINY, runs_dir=tmp_path, seeds=seeds)
+    for jobs in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="jobs"):
+            train_variants({"a": "supervised"}, notebook="nb", common=TINY, runs_dir=tmp_path, jobs=jobs)
+    assert not (tmp_path / "nb").exists()
+
+
+def test_a_failed_process_names_its_run_and_log(tmp_path):
+    from workbench.training.sweep import SweepError
+
+    # a learning rate that makes the loss non-finite at once: every process stops with an error
+    with pytest.raises(SweepError, match="1 of 1 runs failed:\n- a-seed7 .*log .*a-seed7.log"):
+        train_variants({"a": "supervised"}, notebook="nb", common={**TINY, "optim.lr": 1e30}, runs_dir=tmp_path,
+                       cache_dir=tmp_path / "data", verbose=False, seeds=[7], jobs=2)

@@ -25,8 +25,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from ..atomic import atomic_write_text
 from ..config import PLACEMENT_FIELDS, RunConfig, changed_fields
 from ..errors import ConfigError
 from ..presets import make_config
@@ -73,13 +74,23 @@ def train_variants(
     cache_dir: str | Path | None = "data",
     reuse: bool = True,
     verbose: bool = True,
-) -> dict[str, Run]:
+    seeds: Sequence[int] | None = None,
+    jobs: int = 1,
+) -> dict[str, Run] | dict[str, list[Run]]:
     """Train every variant (in order) into ``<runs_dir>/<notebook>/<label>`` and return the runs by label.
 
     ``variants`` maps a label (the run directory's name) to a :class:`Variant`, a ``(preset,
     overrides)`` pair or a bare preset name. ``common`` overrides apply to every variant first, so a
     variant's own overrides win. Every config is validated before the first run starts, so a typo
     in the last variant does not cost the time of the first ones.
+
+    With ``seeds`` (a list of distinct integers), every variant is trained once per seed, into
+    ``<label>-seed<s>`` with ``seed=<s>`` -- the same seeds for every variant, so that differences
+    between variants can be paired seed by seed -- and each label maps to its runs in the order of
+    ``seeds``. ``jobs > 1`` trains that many runs at once, each in its own ``python -m workbench
+    fit`` process with the CPU cores shared between them (as :mod:`workbench.training.sweep` does);
+    a run that fails there raises :class:`~workbench.training.sweep.SweepError` with the last lines
+    of its log, after the others finished.
 
     With ``reuse`` (the default) a completed run whose config matches is returned as it is; a run
     directory under the same label that does not match, or did not complete, is deleted and trained
@@ -88,27 +99,77 @@ def train_variants(
     """
     if not variants:
         raise ConfigError("variants", dict(variants), "at least one label -> Variant(preset, overrides)")
-    configs = {label: variant_config(label, _as_variant(label, v), common, runs_dir, notebook)
-               for label, v in variants.items()}
-    from ..training.fit import fit  # late: importing Lightning is slow, and this module is cheap to import otherwise
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError("jobs", jobs, "an integer >= 1 (runs trained at once)")
+    if seeds is not None:
+        seeds = list(seeds)
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ConfigError("seeds", seeds, "a non-empty list of distinct integers, e.g. [0, 1, 2]")
+    per_seed = [None] if seeds is None else seeds
+    configs: dict[tuple[str, int | None], RunConfig] = {}
+    for label, v in variants.items():
+        variant = _as_variant(label, v)
+        _check_label(label)
+        for seed in per_seed:
+            name = label if seed is None else f"{label}-seed{seed}"
+            shared = dict(common or {}) if seed is None else {**dict(common or {}), "seed": seed}
+            configs[(label, seed)] = variant_config(name, variant, shared, runs_dir, notebook)
 
-    runs: dict[str, Run] = {}
-    for label, config in configs.items():
-        path = Path(config.runs_dir) / label
+    done: dict[tuple[str, int | None], Run] = {}
+    todo: list[tuple[tuple[str, int | None], RunConfig]] = []
+    for key, config in configs.items():
+        path = Path(config.runs_dir) / config.name
         if reuse and _reusable(path, config):
             if verbose:
-                print(f"{label}: reusing the completed run in {path}")
-            runs[label] = Run(path)
+                print(f"{config.name}: reusing the completed run in {path}")
+            done[key] = Run(path)
             continue
         if path.exists():
             _remove_run_dir(path)
-        if verbose:
-            print(f"{label}: training {config.preset} into {path}", flush=True)
-        run = fit(config, cache_dir=cache_dir)
-        if verbose:
-            print(f"{label}: {run.summary.get('status')} in {run.summary.get('wall_s', float('nan')):.0f} s")
-        runs[label] = run
-    return runs
+        todo.append((key, config))
+    if jobs == 1:
+        from ..training.fit import fit  # late: importing Lightning is slow, and this module is cheap to import otherwise
+
+        for key, config in todo:
+            path = Path(config.runs_dir) / config.name
+            if verbose:
+                print(f"{config.name}: training {config.preset} into {path}", flush=True)
+            run = fit(config, cache_dir=cache_dir)
+            if verbose:
+                print(f"{config.name}: {run.summary.get('status')} in {run.summary.get('wall_s', float('nan')):.0f} s")
+            done[key] = run
+    elif todo:
+        done.update(_train_in_processes(todo, notebook_dir(notebook, runs_dir) if notebook else Path(runs_dir),
+                                        cache_dir, jobs, verbose))
+    if seeds is None:
+        return {label: done[(label, None)] for label in variants}
+    return {label: [done[(label, seed)] for seed in seeds] for label in variants}
+
+
+def _train_in_processes(todo: list, root: Path, cache_dir: str | Path | None, jobs: int, verbose: bool) -> dict:
+    """Train each ``(key, config)`` with ``python -m workbench fit --config``, ``jobs`` at a time;
+    the configs and the logs go to ``<root>/logs``."""
+    from ..training.sweep import Job, SweepError, run_jobs
+
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    planned = []
+    for index, (_, config) in enumerate(todo):
+        config_path = logs / f"{config.name}.yaml"
+        atomic_write_text(config_path, config.to_yaml())
+        args = ["fit", "--config", str(config_path)]
+        if cache_dir is not None:
+            args += ["--data-dir", str(cache_dir)]
+        planned.append(Job(index, config.preset or "", config.seed, config.name, tuple(args)))
+    runs, failures = run_jobs(root, planned, jobs, echo=print if verbose else (lambda *_: None))
+    if failures:
+        lines = [f"{len(failures)} of {len(planned)} runs failed:"]
+        for f in failures:
+            lines.append(f"- {f['job']} (exit code {f['returncode']}, log {f['log']}):")
+            lines += [f"    {line}" for line in f["tail"].splitlines()]
+        raise SweepError("\n".join(lines), runs, failures)
+    by_name = {run.path.name: run for run in runs}
+    return {key: by_name[config.name] for key, config in todo}
 
 
 def _as_variant(label: str, value: Variant | tuple | str) -> Variant:
