@@ -128,7 +128,9 @@ def train_variants(
             _remove_run_dir(path)
         todo.append((key, config))
     if jobs == 1:
-        from ..training.fit import fit  # late: importing Lightning is slow, and this module is cheap to import otherwise
+        from ..training.fit import (
+            fit,  # late: importing Lightning is slow, and this module is cheap to import otherwise
+        )
 
         for key, config in todo:
             path = Path(config.runs_dir) / config.name
