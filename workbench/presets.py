@@ -69,6 +69,20 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: Views under which the joint-embedding recipes learn the object's shape on ``shapes`` (measured
+#: in docs/design-notes.md, "Joint-embedding recipes on shapes"). No crops: on these small scenes a
+#: random crop of scale 0.4-1 holds the whole primary object in about a fifth of the views, so two
+#: crops share colour and texture more often than shape. Colour as a nuisance: jitter on every view
+#: with hue shifts of up to half a turn (the six palette hues are a sixth of a turn apart, so the
+#: default 0.1 never turns one into another), strong saturation and brightness jitter, and
+#: grayscale half of the time. The notebooks that compare latent recipes on ``shapes`` apply them;
+#: the config defaults stay DINO's and BYOL's, which the supervised and collapse notebooks use.
+SHAPES_VIEWS: dict[str, Any] = {
+    "views.global_scale": [1.0, 1.0], "views.local_crops": 0, "views.jitter": 1.0, "views.hue": 0.5,
+    "views.saturation": 0.8, "views.brightness": 0.6, "views.grayscale": 0.5,
+}
+
+
 def make_config(
     preset: str | None = "supervised",
     overrides: "list[str] | dict[str, Any] | None" = None,

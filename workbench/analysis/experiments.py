@@ -141,6 +141,10 @@ def train_variants(
                 print(f"{config.name}: {run.summary.get('status')} in {run.summary.get('wall_s', float('nan')):.0f} s")
             done[key] = run
     elif todo:
+        # Seed by seed (every variant's first seed, then every second seed, ...): the variants differ
+        # in cost and the seeds of one variant do not, so this order keeps every process slot busy
+        # until the end instead of leaving the costliest variant's last seed to run alone.
+        todo.sort(key=lambda item: per_seed.index(item[0][1]))
         done.update(_train_in_processes(todo, notebook_dir(notebook, runs_dir) if notebook else Path(runs_dir),
                                         cache_dir, jobs, verbose))
     if seeds is None:
