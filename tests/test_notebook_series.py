@@ -39,10 +39,10 @@ NOTEBOOKS: dict[str, dict] = {
         "NUM_IMAGES": 1200, "MAX_STEPS": 60, "WIDTH": 32, "DEPTH": 2, "DIM": 32, "PROBE_IMAGES": 300,
         "OVERRIDES": FAST_DIAGNOSTICS,
     },
-    # The CPU default itself (about 3 minutes): the notebook's claim is that three recipes end
-    # within 0.15 of each other, a statement about noise that only the default's probe set (about
-    # 1,000 images) can check -- on a tiny one a factor score moves by 0.2 with a handful of images.
-    "03_reconstruction_as_anchor": {},
+    # three recipes x SEEDS 0-2 in two processes, about 90 s; the CPU default's intervals need its
+    # own size (7.5 minutes), so the check asserts the intervals' arithmetic and statement 1's direction
+    "03_reconstruction_as_anchor": {"NUM_IMAGES": 3000, "WIDTH": 48, "DEPTH": 2, "HEADS": 2, "BATCH_SIZE": 64,
+                                    "MAX_EPOCHS": 4},
     "04_dense_curricula": {
         # a target every check meets: the adaptive run must raise its ratio even in a few steps.
         # The label probe is asserted on: keep its L-BFGS iterations.
@@ -171,25 +171,31 @@ def check_latent_losses_and_collapse(numbers: dict, runs_dir: Path) -> None:
 @checks("03_reconstruction_as_anchor")
 def check_reconstruction_as_anchor(numbers: dict, runs_dir: Path) -> None:
     runs = ("latent-only", "latent+mae", "coherent")
+    factors = ("color", "texture", "shape", "count")
+    intervals = [f"factor/{f}/{run}/{what}" for run in runs for f in factors for what in ("last_layer", "change")]
+    intervals += [f"{m}/{run}/last_layer" for run in runs for m in ("invariance", "label_acc")]
+    intervals += [f"invariance/{run}/gain" for run in runs]
+    intervals += [f"difference/{m}/{run}" for run in runs[1:] for m in (*factors, "invariance")]
+    intervals += [f"control/color/{where}/change" for where in ("projector_output", "last_layer")]
+    for key in intervals:
+        # every claim is a mean over the three seeds with its 95% interval
+        assert numbers[f"{key}/n"] == 3, key
+        assert numbers[f"{key}/low"] <= numbers[f"{key}/mean"] <= numbers[f"{key}/high"], key
     for run in runs:
-        for key in (f"invariance/{run}/last_layer", f"label_acc/{run}/last_layer", f"low_level/{run}/last_layer",
-                    f"high_level/{run}/last_layer"):
-            assert key in numbers, key
-        for factor in ("color", "texture", "shape", "count"):
-            assert f"factor/{factor}/{run}/last_layer" in numbers
-        assert -1.0 <= numbers[f"invariance/{run}/last_layer"] <= 1.0
-        assert (runs_dir / "03_reconstruction_as_anchor" / run / "diagnostics.csv").is_file()
-    for run in ("latent+mae", "coherent"):
-        gain = numbers[f"low_level/{run}/last_layer"] - numbers["low_level/latent-only/last_layer"]
-        assert abs(numbers[f"anchor/{run}/low_level_gain"] - gain) < 1e-9
-    # Measured at the CPU default over SEED 0-2: the largest spread 0.078 / 0.074 / 0.093 (< 0.15), the
-    # smallest gain in invariance from the first block to the last 0.080 / 0.045 / 0.058
-    # "no recipe stands out at this scale: within 0.15 of each other on every factor and on invariance"
-    for metric in ("color", "texture", "shape", "count", "invariance"):
-        assert numbers[f"spread/{metric}/last_layer"] < 0.15, metric
-    # "in every recipe the CLS token is more invariant at the last layer than after the first block"
-    for run in runs:
-        assert numbers[f"invariance/{run}/last_layer"] > numbers[f"invariance/{run}/first_block"], run
+        for seed in (0, 1, 2):
+            assert (runs_dir / "03_reconstruction_as_anchor" / f"{run}-seed{seed}" / "diagnostics.csv").is_file()
+    # a paired difference's mean is the difference of the two recipes' means (the same seeds)
+    for run in runs[1:]:
+        for f in factors:
+            expected = numbers[f"factor/{f}/{run}/last_layer/mean"] - numbers[f"factor/{f}/latent-only/last_layer/mean"]
+            assert abs(numbers[f"difference/{f}/{run}/mean"] - expected) < 1e-9, (run, f)
+    # statement 1's direction: the backbone's last layer keeps more colour than the projector output.
+    # Measured at these parameters with SEED = 0 / 10 / 20 (seeds 0-2, 10-12, 20-22): the last
+    # layer's change minus the projector's 0.30 / 0.35 / 0.10; the projector's change alone -0.24 /
+    # -0.16 / -0.05, too close to zero at this size to assert (tests/test_positive_controls.py
+    # asserts it through an interval)
+    kept = numbers["control/color/last_layer/change/mean"] - numbers["control/color/projector_output/change/mean"]
+    assert kept > 0, kept
 
 
 @checks("04_dense_curricula")
