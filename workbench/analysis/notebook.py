@@ -77,7 +77,8 @@ SCALES: dict[str, dict[str, Scale]] = {
                               "views.local_crops": 4}, {"norm_pix": True}),
     },
     "04_dense_curricula": {
-        "cpu": Scale({"data.name": "shapes", "data.shapes.num_images": 12000, "model.patch_size": 4,
+        # 8,000 images: three curricula x three seeds train in under 8 minutes on two cores
+        "cpu": Scale({"data.name": "shapes", "data.shapes.num_images": 8000, "model.patch_size": 4,
                       "model.width": 96, "model.depth": 4, "model.heads": 4, "data.batch_size": 128,
                       "optim.lr": 2e-3, "trainer.max_epochs": 4, "trainer.log_every_n_steps": 10,
                       "objectives.mae.params.norm_pix": False}, {"target": 0.9, "every": 20}),
