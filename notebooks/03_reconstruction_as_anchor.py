@@ -182,7 +182,7 @@ pd.DataFrame({where: {k: summaries.format_interval(v) for k, v in c.items()} for
 # towards chance (1/6), with a change whose interval is far below zero -- the invariance the loss
 # asks for. At the last layer of the backbone it does not fall: the head has absorbed the
 # invariance. So "does reconstruction keep colour at the last layer?" is asked of a layer from
-# which the latent loss alone does not remove it (section 5 measures how much colour each recipe
+# which the latent loss alone does not remove it (section 6 measures how much colour each recipe
 # keeps there).
 
 # %% [markdown]
