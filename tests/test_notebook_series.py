@@ -80,6 +80,16 @@ def checks(notebook: str) -> Callable[[Check], Check]:
 # ---- the phenomena each notebook states ----------------------------------------------------------
 
 
+def check_seed_intervals(numbers: dict, keys: list[str], notebook_dir: Path, runs: tuple[str, ...]) -> None:
+    """Every key is a mean over SEEDS 0-2 with its 95% interval, and every recipe trained each seed."""
+    for key in keys:
+        assert numbers[f"{key}/n"] == 3, key
+        assert numbers[f"{key}/low"] <= numbers[f"{key}/mean"] <= numbers[f"{key}/high"], key
+    for run in runs:
+        for seed in (0, 1, 2):
+            assert (notebook_dir / f"{run}-seed{seed}" / "diagnostics.csv").is_file(), (run, seed)
+
+
 @checks("01_stepwise_construction")
 def check_stepwise_construction(numbers: dict, runs_dir: Path) -> None:
     runs = ("end-to-end", "deep-supervision", "pixel-ladder-fine-to-coarse", "pixel-ladder-coarse-to-fine",
@@ -94,13 +104,7 @@ def check_stepwise_construction(numbers: dict, runs_dir: Path) -> None:
     intervals += [f"ladder_mse/{run}/{which}" for run in ladders for which in ("coarsest", "finest")]
     intervals += [f"difference/{key}/{run}" for run in (deep, greedy) for key in ("block1", "test_acc")]
     intervals += ["difference/gain/end-to-end-local-greedy", *(f"ratio/ladder_mse/{run}" for run in ladders)]
-    for key in intervals:
-        # every number is a mean over the three seeds with its 95% interval
-        assert numbers[f"{key}/n"] == 3, key
-        assert numbers[f"{key}/low"] <= numbers[f"{key}/mean"] <= numbers[f"{key}/high"], key
-    for run in runs:
-        for seed in (0, 1, 2):
-            assert (runs_dir / "01_stepwise_construction" / f"{run}-seed{seed}" / "diagnostics.csv").is_file()
+    check_seed_intervals(numbers, intervals, runs_dir / "01_stepwise_construction", runs)
     # the statements are about the CLS token, and asserted on the means over SEEDS 0-2
     n = {k[len("cls/"):-len("/mean")]: v for k, v in numbers.items() if k.startswith("cls/") and k.endswith("/mean")}
     mean = {k[:-len("/mean")]: v for k, v in numbers.items() if k.endswith("/mean")}
@@ -191,13 +195,7 @@ def check_reconstruction_as_anchor(numbers: dict, runs_dir: Path) -> None:
     intervals += [f"invariance/{run}/gain" for run in runs]
     intervals += [f"difference/{m}/{run}" for run in runs[1:] for m in (*factors, "invariance")]
     intervals += [f"control/color/{where}/change" for where in ("projector_output", "last_layer")]
-    for key in intervals:
-        # every claim is a mean over the three seeds with its 95% interval
-        assert numbers[f"{key}/n"] == 3, key
-        assert numbers[f"{key}/low"] <= numbers[f"{key}/mean"] <= numbers[f"{key}/high"], key
-    for run in runs:
-        for seed in (0, 1, 2):
-            assert (runs_dir / "03_reconstruction_as_anchor" / f"{run}-seed{seed}" / "diagnostics.csv").is_file()
+    check_seed_intervals(numbers, intervals, runs_dir / "03_reconstruction_as_anchor", runs)
     # a paired difference's mean is the difference of the two recipes' means (the same seeds)
     for run in runs[1:]:
         for f in factors:
@@ -222,10 +220,7 @@ def check_dense_curricula(numbers: dict, runs_dir: Path) -> None:
                   for what in ("last_layer", "change")]
     intervals += [f"difference/{key}/{run}" for run in runs[1:] for key in ("probe", "mae_mse")]
     intervals += ["adaptive/raises"]
-    for key in intervals:
-        # every claim is a mean over the three seeds with its 95% interval
-        assert numbers[f"{key}/n"] == 3, key
-        assert numbers[f"{key}/low"] <= numbers[f"{key}/mean"] <= numbers[f"{key}/high"], key
+    check_seed_intervals(numbers, intervals, runs_dir / "04_dense_curricula", runs)
     for run in runs[1:]:  # a paired difference's mean is the difference of the means (the same seeds)
         expected = numbers[f"probe/{run}/linear_acc/mean"] - numbers["probe/fixed/linear_acc/mean"]
         assert abs(numbers[f"difference/probe/{run}/mean"] - expected) < 1e-9, run

@@ -155,7 +155,7 @@ def train_variants(
 def _train_in_processes(todo: list, root: Path, cache_dir: str | Path | None, jobs: int, verbose: bool) -> dict:
     """Train each ``(key, config)`` with ``python -m workbench fit --config``, ``jobs`` at a time;
     the configs and the logs go to ``<root>/logs``."""
-    from ..training.sweep import Job, SweepError, run_jobs
+    from ..training.sweep import Job, SweepError, failure_report, run_jobs
 
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -169,11 +169,7 @@ def _train_in_processes(todo: list, root: Path, cache_dir: str | Path | None, jo
         planned.append(Job(index, config.preset or "", config.seed, config.name, tuple(args)))
     runs, failures = run_jobs(root, planned, jobs, echo=print if verbose else (lambda *_: None))
     if failures:
-        lines = [f"{len(failures)} of {len(planned)} runs failed:"]
-        for f in failures:
-            lines.append(f"- {f['job']} (exit code {f['returncode']}, log {f['log']}):")
-            lines += [f"    {line}" for line in f["tail"].splitlines()]
-        raise SweepError("\n".join(lines), runs, failures)
+        raise SweepError(failure_report(failures, len(planned)), runs, failures)
     by_name = {run.path.name: run for run in runs}
     return {key: by_name[config.name] for key, config in todo}
 

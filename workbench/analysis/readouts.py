@@ -176,7 +176,7 @@ def _objective_and_last_layer(module, objective: str | None, images: "torch.Tens
         if hasattr(target, "embedding"):
             embedding = target.embedding(out)
         else:
-            embedding = out.pooled(target.layers[-1], getattr(target, "pool", module.backbone.pool)).float()
+            embedding = out.pooled(target.layers[-1], getattr(target, "pool", module.backbone.pool))
         last = out.pooled(module.backbone.depth, module.backbone.pool).float()
     return embedding.float(), last
 

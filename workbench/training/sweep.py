@@ -304,13 +304,19 @@ def sweep(
     write_manifest(root, planned)
     runs, failures = run_jobs(root, selected, int(jobs), echo)
     if failures:
-        lines = [f"{len(failures)} of {len(selected)} runs of sweep {root} failed:"]
-        for f in failures:
-            code = "not started" if f["returncode"] is None else f"exit code {f['returncode']}"
-            lines.append(f"- {f['job']} (job {f['index']}, {code}, log {f['log']}):")
-            lines += [f"    {line}" for line in f["tail"].splitlines()]
-        raise SweepError("\n".join(lines), runs, failures)
+        raise SweepError(failure_report(failures, len(selected), f"runs of sweep {root}"), runs, failures)
     return runs
+
+
+def failure_report(failures: Sequence[dict], total: int, what: str = "runs") -> str:
+    """The message for :class:`SweepError`: how many of ``total`` ``what`` failed, then each failed
+    run with its exit code, its log and the log's last lines (``failures`` as :func:`run_jobs` returns them)."""
+    lines = [f"{len(failures)} of {total} {what} failed:"]
+    for f in failures:
+        code = "not started" if f["returncode"] is None else f"exit code {f['returncode']}"
+        lines.append(f"- {f['job']} (job {f['index']}, {code}, log {f['log']}):")
+        lines += [f"    {line}" for line in f["tail"].splitlines()]
+    return "\n".join(lines)
 
 
 def slurm_script(
