@@ -59,7 +59,7 @@ teach: $(STAMP)
 	$(BIN)/python -m workbench.analysis.teach notebooks/*.ipynb --out teach
 
 test: $(STAMP) system-data system-browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

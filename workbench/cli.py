@@ -83,6 +83,12 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.controls:
+        from .bench.controls import main as controls
+        from .training.sweep import parse_seeds
+
+        return controls(seeds=parse_seeds(args.seeds), jobs=args.jobs, quick=args.quick, out=args.out,
+                        runs_dir=args.runs_dir, data_dir=args.data_dir)
     if args.memory:
         from .bench.memory import measure
 
@@ -180,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="data", help="where the generated shapes data is cached (default: data)")
     p.add_argument("--memory", type=int, nargs="+", metavar="N",
                    help="instead: peak memory of one diagnostics pass over N probe images, depth-12 ViT")
+    p.add_argument("--controls", action="store_true",
+                   help="instead: the positive controls on shapes over seeds (about 45 minutes on two cores); "
+                   "exit code 1 when one does not hold")
+    p.add_argument("--seeds", default="0,1,2", help="with --controls: the seeds of every recipe, e.g. 0,1,2 or 0-4 (default: 0,1,2)")
+    p.add_argument("--jobs", type=int, default=2, help="with --controls: runs trained at once (default: 2)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("gpucheck", help="check every GPU path (precision, compile, throughput, host syncs, "
