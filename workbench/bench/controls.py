@@ -94,9 +94,11 @@ def controls(seeds: Sequence[int] = (0, 1, 2), jobs: int = 2, runs_dir: str | Pa
     """
     scale = QUICK if quick else SCALE
     probe = min(probe_images, int(scale["data.probe_size"]))
-    runs = train_variants(variants(), notebook="controls-quick" if quick else "controls", common=scale,
+    recipes = variants()
+    runs = train_variants(recipes, notebook="controls-quick" if quick else "controls", common=scale,
                           runs_dir=runs_dir, cache_dir=data_dir, seeds=list(seeds), jobs=jobs, verbose=False)
-    return evaluate({label: _scores(label_runs, label.split("+")[0], probe, data_dir)
+    # every preset here has one joint-embedding objective, named after the preset
+    return evaluate({label: _scores(label_runs, recipes[label].preset, probe, data_dir)
                      for label, label_runs in runs.items()}, judge_time=jobs == 1)
 
 
